@@ -1,0 +1,132 @@
+"""Login, logout, password change and the ``flask users`` commands."""
+from __future__ import annotations
+
+import click
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+
+from blueprints.core.extensions import db, login_manager
+from blueprints.core.routes import safe_next
+
+from .forms import ChangePasswordForm, LoginForm
+from .models import Organisation, Role, User
+from .services import AccountError, authenticate, create_user
+
+bp = Blueprint("accounts", __name__, cli_group="users")
+
+login_manager.login_view = "accounts.login"
+login_manager.login_message = None
+
+
+@login_manager.user_loader
+def load_user(user_id: str):
+    try:
+        pk, version = (int(part) for part in user_id.split(":"))
+    except ValueError:
+        return None
+    user = db.session.get(User, pk)
+    if user is None or user.session_version != version or not user.active:
+        return None
+    return user
+
+
+def home_for(user: User) -> str:
+    if user.is_host and "host.dashboard" in current_app.view_functions:
+        return url_for("host.dashboard")
+    if user.is_admin and "admin.index" in current_app.view_functions:
+        return url_for("admin.index")
+    return url_for("menu.index")
+
+
+def demo_accounts() -> list[User]:
+    """Demo accounts are advertised on the login page only while demo data is loaded."""
+    from blueprints.demo.loader import demo_data_loaded
+
+    if not demo_data_loaded():
+        return []
+    names = ["admin", "host1", "host2", "sec1", "sec2"]
+    users = db.session.scalars(select(User).where(User.username.in_(names), User.active)).all()
+    return sorted(users, key=lambda u: names.index(u.username))
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        user = authenticate(form.username.data, form.password.data)
+        if user is not None:
+            login_user(user)
+            if user.must_change_password and not current_app.config.get("DEMO_MODE"):
+                return redirect(url_for("accounts.change_password"))
+            return redirect(safe_next(request.args.get("next"), home_for(user)))
+        form.password.errors.append(_("Wrong username or password."))
+        status = 422
+    elif request.method == "POST":
+        status = 422
+    return render_template("accounts/login.html", form=form, demo_users=demo_accounts()), status
+
+
+@bp.post("/logout")
+def logout():
+    from blueprints.core.forms import EmptyForm
+
+    if EmptyForm().validate_on_submit():
+        logout_user()
+        flash(_("You have logged out."), "info")
+    return redirect(url_for("menu.index"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    status = 200
+    if form.validate_on_submit():
+        if not current_user.check_password(form.current_password.data):
+            form.current_password.errors.append(_("The current password is wrong."))
+            status = 422
+        else:
+            current_user.set_password(form.new_password.data)
+            current_user.must_change_password = False
+            current_user.session_version += 1
+            db.session.commit()
+            login_user(current_user._get_current_object())
+            flash(_("Your password has been changed."), "success")
+            return redirect(home_for(current_user))
+    elif request.method == "POST":
+        status = 422
+    return render_template("accounts/password.html", form=form), status
+
+
+@bp.cli.command("create")
+@click.option("--username", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", type=click.Choice([r.value for r in Role]), required=True)
+@click.option("--name", "display_name", default=None, help="Display name")
+@click.option("--organisation", default=None, help="Organisation name (secretaries)")
+@click.option("--station", "stations", multiple=True, help="Station name (hosts; repeatable)")
+def create_command(username, password, role, display_name, organisation, stations):
+    """Create an account."""
+    from blueprints.catalog.models import Station
+
+    role = Role(role)
+    org = None
+    if organisation:
+        org = db.session.scalar(select(Organisation).where(Organisation.name == organisation))
+        if org is None:
+            raise click.ClickException(f"no organisation named {organisation!r}")
+    found = []
+    for name in stations:
+        station = db.session.scalar(select(Station).where(Station.name == name))
+        if station is None:
+            raise click.ClickException(f"no station named {name!r}")
+        found.append(station)
+    try:
+        user = create_user(username, password, role, display_name, org, found)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"created {user.username} ({role.value})")

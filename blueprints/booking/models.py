@@ -1,0 +1,149 @@
+"""Bookings of slots by organisations, their append-only history, and in-app notifications."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Optional
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from blueprints.core.db import UTCDateTime, utcnow_default
+from blueprints.core.extensions import db
+from blueprints.core.models import TimestampMixin, enum_column
+
+
+class BookingStatus(enum.Enum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    WAITLISTED = "waitlisted"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    ATTENDED = "attended"
+    NO_SHOW = "no_show"
+
+    @property
+    def label(self) -> str:
+        return BOOKING_STATUS_LABELS[self]
+
+
+BOOKING_STATUS_LABELS = {
+    BookingStatus.PENDING: _l("Awaiting approval"),
+    BookingStatus.CONFIRMED: _l("Confirmed"),
+    BookingStatus.WAITLISTED: _l("On the waitlist"),
+    BookingStatus.DECLINED: _l("Declined"),
+    BookingStatus.CANCELLED: _l("Cancelled"),
+    BookingStatus.ATTENDED: _l("Attended"),
+    BookingStatus.NO_SHOW: _l("No-show"),
+}
+
+
+# Bookings in these states hold places on the slot.
+HOLDING_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
+# An organisation may have at most one booking on a slot that is not in these states.
+ENDED_STATUSES = (BookingStatus.DECLINED, BookingStatus.CANCELLED)
+
+
+class Booking(TimestampMixin, db.Model):
+    __tablename__ = "bookings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slot_id: Mapped[int] = mapped_column(sa.ForeignKey("slots.id", ondelete="RESTRICT"))
+    organisation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organisations.id", ondelete="RESTRICT")
+    )
+    created_by_id: Mapped[Optional[int]] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL")
+    )
+    headcount: Mapped[int]
+    contact_name: Mapped[str] = mapped_column(sa.String(60))
+    contact_phone: Mapped[str] = mapped_column(sa.String(20))
+    note: Mapped[str] = mapped_column(sa.String(500), default="")
+    status: Mapped[BookingStatus] = mapped_column(enum_column(BookingStatus, "booking_status"))
+    attended_headcount: Mapped[Optional[int]]
+    checked_in_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # Raised by every change (calendar SEQUENCE).
+    revision: Mapped[int] = mapped_column(default=0)
+
+    slot: Mapped["Slot"] = relationship()  # noqa: F821
+    organisation: Mapped["Organisation"] = relationship()  # noqa: F821
+    created_by: Mapped[Optional["User"]] = relationship()  # noqa: F821
+    events: Mapped[list["BookingEvent"]] = relationship(
+        back_populates="booking", order_by="BookingEvent.id"
+    )
+
+    __table_args__ = (
+        sa.CheckConstraint("headcount > 0", name="headcount_positive"),
+        sa.CheckConstraint(
+            "attended_headcount IS NULL OR attended_headcount >= 0",
+            name="attended_not_negative",
+        ),
+        sa.CheckConstraint("revision >= 0", name="revision_not_negative"),
+        sa.Index(
+            "uq_bookings_one_active_per_organisation",
+            "slot_id",
+            "organisation_id",
+            unique=True,
+            sqlite_where=sa.text("status NOT IN ('declined', 'cancelled')"),
+            postgresql_where=sa.text("status NOT IN ('declined', 'cancelled')"),
+        ),
+        sa.Index("ix_bookings_slot_id_status", "slot_id", "status"),
+        sa.Index("ix_bookings_organisation_id_status", "organisation_id", "status"),
+        sa.Index("ix_bookings_updated_at", "updated_at"),
+    )
+
+    @property
+    def holds_places(self) -> bool:
+        return self.status in HOLDING_STATUSES
+
+    def __repr__(self) -> str:
+        return f"<Booking {self.id} slot={self.slot_id} org={self.organisation_id} {self.status.value}>"
+
+
+class BookingEvent(db.Model):
+    """Append-only: one row per state change or edit of a booking."""
+
+    __tablename__ = "booking_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("bookings.id", ondelete="CASCADE"), index=True
+    )
+    actor_id: Mapped[Optional[int]] = mapped_column(
+        sa.ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow_default, index=True)
+    from_status: Mapped[Optional[BookingStatus]] = mapped_column(
+        enum_column(BookingStatus, "booking_event_from_status")
+    )
+    to_status: Mapped[BookingStatus] = mapped_column(
+        enum_column(BookingStatus, "booking_event_to_status")
+    )
+    action: Mapped[str] = mapped_column(sa.String(30))
+    reason: Mapped[str] = mapped_column(sa.String(500), default="")
+    detail: Mapped[str] = mapped_column(sa.Text, default="")
+
+    booking: Mapped[Booking] = relationship(back_populates="events")
+    actor: Mapped[Optional["User"]] = relationship()  # noqa: F821
+
+
+class Notification(db.Model):
+    """An in-app message to one user; ``kind`` + ``params`` are rendered in the reader's language."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"))
+    booking_id: Mapped[Optional[int]] = mapped_column(
+        sa.ForeignKey("bookings.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    params: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow_default)
+    read_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    user: Mapped["User"] = relationship()  # noqa: F821
+    booking: Mapped[Optional[Booking]] = relationship()
+
+    __table_args__ = (sa.Index("ix_notifications_user_id_read_at", "user_id", "read_at"),)

@@ -1,0 +1,248 @@
+"""Branch secretaries: package and slot pages, booking, my bookings, changes, cancellation, inbox."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from blueprints.accounts.guards import secretary_required
+from blueprints.core import clock
+from blueprints.core.forms import EmptyForm
+from blueprints.core.htmx import render, trigger, wants_fragment
+
+from . import queries, services
+from .capacity import availability, availability_for
+from .forms import BookingForm, CancelForm, HeadcountForm
+from .models import BookingStatus
+from .notifications import message_for
+
+bp = Blueprint("booking", __name__)
+
+BOOKING_CHANGED = "booking-changed"
+
+
+@bp.app_context_processor
+def inject_unread_count():
+    def unread_count() -> int:
+        if not current_user.is_authenticated:
+            return 0
+        return queries.unread_count(current_user.id)
+
+    return {"unread_count": unread_count}
+
+
+def _page_number() -> int:
+    return max(request.args.get("page", 1, type=int) or 1, 1)
+
+
+# -- package and slot pages -----------------------------------------------------------------
+
+@bp.get("/packages/<int:package_id>")
+def package(package_id: int):
+    found = queries.package_or_none(package_id)
+    if found is None:
+        abort(404)
+    slots = queries.upcoming_slots_of_package(found.id, _page_number(), current_app.config["PAGE_SIZE"])
+    places = availability_for(slot.id for slot in slots.items)
+    return render("booking/package.html", "slots", package=found, slots=slots, places=places)
+
+
+def _slot_context(slot, form=None, error=None):
+    own = None
+    if current_user.is_authenticated and current_user.is_secretary:
+        own = services.active_booking_of(current_user.organisation_id, slot.id)
+    if form is None and current_user.is_authenticated and current_user.is_secretary:
+        form = BookingForm(
+            formdata=None,
+            contact_name=current_user.organisation.secretary_name or current_user.display_name,
+            contact_phone=current_user.phone or current_user.organisation.secretary_phone,
+            headcount=None,
+        )
+    return {
+        "slot": slot,
+        "places": availability(slot.id),
+        "refusal": services.slot_refusal(slot),
+        "own_booking": own,
+        "form": form,
+        "error": error,
+    }
+
+
+def _load_slot(slot_id: int):
+    slot = queries.slot_or_none(slot_id)
+    if slot is None:
+        abort(404)
+    return slot
+
+
+@bp.get("/slots/<int:slot_id>")
+def slot(slot_id: int):
+    return render("booking/slot.html", "booking_panel", **_slot_context(_load_slot(slot_id)))
+
+
+@bp.get("/slots/<int:slot_id>/places")
+def places(slot_id: int):
+    """The live places-left element (polled by htmx); without htmx, the slot page."""
+    found = _load_slot(slot_id)
+    if not wants_fragment():
+        return redirect(url_for("booking.slot", slot_id=found.id))
+    return render("booking/slot.html", "places", slot=found, places=availability(found.id))
+
+
+@bp.post("/slots/<int:slot_id>/book")
+@secretary_required
+def book(slot_id: int):
+    found = _load_slot(slot_id)
+    form = BookingForm()
+    if not form.validate_on_submit():
+        return render("booking/slot.html", "booking_panel", status=422, **_slot_context(found, form))
+    try:
+        booking = services.book(
+            current_user,
+            found.id,
+            services.BookingRequest(
+                headcount=form.headcount.data,
+                contact_name=form.contact_name.data,
+                contact_phone=form.contact_phone.data,
+                note=form.note.data or "",
+            ),
+            join_waitlist=request.form.get("waitlist") == "1",
+        )
+    except services.NotAllowed:
+        abort(404)
+    except services.BookingError as error:
+        if error.booking_id and not wants_fragment():
+            flash(error.message, "warning")
+            return redirect(url_for("booking.detail", booking_id=error.booking_id))
+        _attach(form, error)
+        return render("booking/slot.html", "booking_panel", status=422,
+                      **_slot_context(_load_slot(slot_id), form, error))
+    flash(_booked_message(booking), "success")
+    if wants_fragment():
+        response = render("booking/slot.html", "booking_panel", oob=["unread_badge"], oob_badge=True,
+                          **_slot_context(_load_slot(slot_id)))
+        return trigger(response, BOOKING_CHANGED)
+    return redirect(url_for("booking.detail", booking_id=booking.id))
+
+
+def _booked_message(booking) -> str:
+    if booking.status is BookingStatus.CONFIRMED:
+        return _("Booked: your booking is confirmed.")
+    if booking.status is BookingStatus.PENDING:
+        return _("Booked: the station will review your booking; its places are held for you meanwhile.")
+    return _("You are on the waitlist. We will tell you as soon as places free up.")
+
+
+def _attach(form, error: services.BookingError) -> None:
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors = list(field.errors) + [error.message]
+    else:
+        form.form_errors.append(error.message)
+
+
+# -- my bookings ----------------------------------------------------------------------------
+
+@bp.get("/bookings")
+@secretary_required
+def my_bookings():
+    per_page = current_app.config["PAGE_SIZE"]
+    upcoming = queries.bookings_of_organisation(current_user.organisation_id, upcoming=True, page=1,
+                                                per_page=per_page)
+    past = queries.bookings_of_organisation(current_user.organisation_id, upcoming=False,
+                                            page=_page_number(), per_page=per_page)
+    return render("booking/list.html", "past", upcoming=upcoming, past=past)
+
+
+def _visible_booking(booking_id: int):
+    try:
+        return services.visible_booking(current_user, booking_id)
+    except services.NotAllowed:
+        abort(404)
+
+
+def _detail(booking, *, headcount_form=None, cancel_form=None, status=200, block="booking_detail"):
+    return render(
+        "booking/detail.html",
+        block,
+        status=status,
+        oob=["unread_badge"] if status == 200 and request.method == "POST" else [],
+        oob_badge=True,
+        booking=booking,
+        events=booking.events,
+        headcount_form=headcount_form or HeadcountForm(formdata=None, headcount=booking.headcount),
+        cancel_form=cancel_form or CancelForm(formdata=None),
+        can_change=current_user.is_secretary and booking.status in services.CHANGEABLE,
+        cancel_deadline=services.cancel_deadline(booking.slot, booking.slot.station),
+        now=clock.now(),
+    )
+
+
+@bp.get("/bookings/<int:booking_id>")
+@login_required
+def detail(booking_id: int):
+    return _detail(_visible_booking(booking_id))
+
+
+@bp.post("/bookings/<int:booking_id>/headcount")
+@secretary_required
+def change_headcount(booking_id: int):
+    booking = _visible_booking(booking_id)
+    form = HeadcountForm()
+    if not form.validate_on_submit():
+        return _detail(booking, headcount_form=form, status=422)
+    try:
+        services.change_headcount(current_user, booking.id, form.headcount.data)
+    except services.NotAllowed:
+        abort(404)
+    except services.BookingError as error:
+        _attach(form, error)
+        return _detail(_visible_booking(booking_id), headcount_form=form, status=422)
+    flash(_("The number of people has been changed."), "success")
+    return _after_change(booking_id)
+
+
+@bp.post("/bookings/<int:booking_id>/cancel")
+@login_required
+def cancel(booking_id: int):
+    booking = _visible_booking(booking_id)
+    form = CancelForm()
+    if not form.validate_on_submit():
+        return _detail(booking, cancel_form=form, status=422)
+    try:
+        services.cancel(current_user, booking.id, form.reason.data or "")
+    except services.NotAllowed:
+        abort(404)
+    except services.BookingError as error:
+        _attach(form, error)
+        return _detail(_visible_booking(booking_id), cancel_form=form, status=422)
+    flash(_("The booking has been cancelled."), "success")
+    return _after_change(booking_id)
+
+
+def _after_change(booking_id: int):
+    if wants_fragment():
+        return trigger(_detail(_visible_booking(booking_id)), BOOKING_CHANGED)
+    return redirect(url_for("booking.detail", booking_id=booking_id))
+
+
+# -- notifications --------------------------------------------------------------------------
+
+@bp.get("/notifications")
+@login_required
+def inbox():
+    page = queries.notifications_of(current_user.id, _page_number(), current_app.config["PAGE_SIZE"])
+    return render("booking/inbox.html", "notifications", notifications=page, form=EmptyForm(),
+                  message_for=message_for)
+
+
+@bp.post("/notifications/read")
+@login_required
+def mark_read():
+    if EmptyForm().validate_on_submit():
+        queries.mark_all_read(current_user.id)
+    if wants_fragment():
+        page = queries.notifications_of(current_user.id, 1, current_app.config["PAGE_SIZE"])
+        return render("booking/inbox.html", "notifications", oob=["unread_badge"], oob_badge=True,
+                      notifications=page, form=EmptyForm(), message_for=message_for)
+    return redirect(url_for("booking.inbox"))

@@ -1,0 +1,402 @@
+"""Booking rules: the one domain layer every route, command and test goes through.
+
+Each public function is one transaction: it locks the slot (row lock on PostgreSQL, the write
+lock on SQLite), re-reads what it needs, counts places from the bookings themselves, writes the
+change with a BookingEvent, and commits. Refusals raise :class:`BookingError` and change nothing.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
+
+from blueprints.accounts.models import User
+from blueprints.admin.quotas import quota_refusal
+from blueprints.catalog.models import Package, Slot, SlotStatus, Station
+from blueprints.core import clock
+from blueprints.core.db import lock_rows, start_write_transaction
+from blueprints.core.extensions import db
+
+from .capacity import availability
+from .models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingEvent, BookingStatus
+from .notifications import notify
+
+MOBILE = re.compile(r"^1[3-9]\d{9}$")
+LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")
+CHANGEABLE = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
+
+
+class BookingError(Exception):
+    """A refusal with a message for the user; ``field`` names the form field it belongs to."""
+
+    def __init__(self, message: str, field: str | None = None, *, booking_id: int | None = None,
+                 waitlist_possible: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.booking_id = booking_id
+        self.waitlist_possible = waitlist_possible
+
+
+class NotAllowed(Exception):
+    """The user may not touch this object at all (routes answer 404 to hide it)."""
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    headcount: int
+    contact_name: str
+    contact_phone: str
+    note: str = ""
+
+
+def normalise_phone(phone: str) -> str:
+    return re.sub(r"[\s()（）]", "", phone or "")
+
+
+def is_valid_phone(phone: str) -> bool:
+    """A mainland mobile number (11 digits) or a landline with area code (021-64001234)."""
+    phone = normalise_phone(phone)
+    return bool(MOBILE.match(phone) or LANDLINE.match(phone))
+
+
+# -- reading --------------------------------------------------------------------------------
+
+def visible_booking(user: User, booking_id: int) -> Booking:
+    """The booking if ``user`` may see it: its organisation's secretary, its station's host, an admin."""
+    booking = db.session.scalar(
+        sa.select(Booking)
+        .where(Booking.id == booking_id)
+        .options(joinedload(Booking.slot).joinedload(Slot.package), joinedload(Booking.slot).joinedload(Slot.station),
+                 joinedload(Booking.organisation))
+    )
+    if booking is None or not may_see(user, booking):
+        raise NotAllowed()
+    return booking
+
+
+def may_see(user: User, booking: Booking) -> bool:
+    if user.is_admin:
+        return True
+    if user.is_secretary:
+        return booking.organisation_id == user.organisation_id
+    return user.hosts_station(booking.slot.station_id)
+
+
+def booking_cutoff(slot: Slot, station: Station) -> "datetime":  # noqa: F821
+    return slot.starts_at - timedelta(hours=station.booking_cutoff_hours)
+
+
+def cancel_deadline(slot: Slot, station: Station) -> "datetime":  # noqa: F821
+    return slot.starts_at - timedelta(hours=station.cancel_deadline_hours)
+
+
+def slot_refusal(slot: Slot) -> str | None:
+    """Why nobody can book ``slot`` right now, or None."""
+    if slot.status is SlotStatus.CANCELLED:
+        return _("This slot has been cancelled.")
+    if slot.status is SlotStatus.CLOSED:
+        return _("Booking for this slot is closed.")
+    if not slot.station.active or not slot.package.active:
+        return _("This package is no longer offered here.")
+    if clock.now() >= slot.starts_at:
+        return _("This slot has already started.")
+    if clock.now() > booking_cutoff(slot, slot.station):
+        return _("Booking closed %(hours)s hours before the start. Please call the station: %(phone)s.",
+                 hours=slot.station.booking_cutoff_hours, phone=slot.station.phone or "—")
+    return None
+
+
+def active_booking_of(organisation_id: int, slot_id: int) -> Booking | None:
+    return db.session.scalar(
+        sa.select(Booking).where(
+            Booking.organisation_id == organisation_id,
+            Booking.slot_id == slot_id,
+            Booking.status.not_in(ENDED_STATUSES),
+        )
+    )
+
+
+# -- the transaction helpers ----------------------------------------------------------------
+
+def _locked_slot(slot_id: int) -> Slot:
+    start_write_transaction()
+    slot = lock_rows(sa.select(Slot).where(Slot.id == slot_id)).scalar_one_or_none()
+    if slot is None:
+        raise NotAllowed()
+    return slot
+
+
+def _locked_booking(user: User, booking_id: int) -> tuple[Booking, Slot]:
+    start_write_transaction()
+    slot_id = db.session.scalar(sa.select(Booking.slot_id).where(Booking.id == booking_id))
+    if slot_id is None:
+        raise NotAllowed()
+    slot = lock_rows(sa.select(Slot).where(Slot.id == slot_id)).scalar_one()
+    booking = db.session.get(Booking, booking_id, populate_existing=True)
+    if not may_see(user, booking):
+        db.session.rollback()
+        raise NotAllowed()
+    return booking, slot
+
+
+def record(booking: Booking, to_status: BookingStatus, actor: User | None, action: str,
+           reason: str = "", detail: str = "") -> BookingEvent:
+    """Change ``booking`` to ``to_status`` (or leave it, for edits), bump its revision, log it."""
+    event = BookingEvent(
+        booking=booking,
+        actor_id=actor.id if actor else None,
+        from_status=booking.status if booking.id else None,
+        to_status=to_status,
+        action=action,
+        reason=reason,
+        detail=detail,
+        at=clock.now(),
+    )
+    booking.status = to_status
+    booking.revision = (booking.revision or 0) + (1 if booking.id else 0)
+    booking.updated_at = clock.now()
+    db.session.add(event)
+    return event
+
+
+def _refuse(message: str, field: str | None = None, **kwargs):
+    db.session.rollback()
+    raise BookingError(message, field, **kwargs)
+
+
+def _check_group_size(package: Package, headcount: int) -> None:
+    if headcount < package.min_group_size or headcount > package.max_group_size:
+        _refuse(_("This package takes groups of %(min)s to %(max)s people.",
+                  min=package.min_group_size, max=package.max_group_size), "headcount")
+
+
+# -- booking --------------------------------------------------------------------------------
+
+def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bool = False) -> Booking:
+    """Book ``slot_id`` for the user's organisation: confirmed, pending approval, or waitlisted."""
+    if not user.is_secretary or user.organisation_id is None:
+        raise NotAllowed()
+    if not request.contact_name.strip():
+        raise BookingError(_("Please give a contact name."), "contact_name")
+    if not is_valid_phone(request.contact_phone):
+        raise BookingError(_("Please give a mainland mobile number (11 digits) or a landline with area code."),
+                           "contact_phone")
+    if request.headcount is None or request.headcount < 1:
+        raise BookingError(_("Please give the number of people (at least 1)."), "headcount")
+
+    slot = _locked_slot(slot_id)
+    organisation_id = user.organisation_id
+    refusal = slot_refusal(slot)
+    if refusal:
+        _refuse(refusal)
+    existing = active_booking_of(organisation_id, slot.id)
+    if existing:
+        _refuse(_("Your organisation has already booked this slot."), booking_id=existing.id)
+    _check_group_size(slot.package, request.headcount)
+    refusal = quota_refusal(organisation_id, slot)
+    if refusal:
+        _refuse(refusal)
+
+    places = availability(slot.id)
+    if places.remaining >= request.headcount:
+        status = BookingStatus.PENDING if slot.station.requires_approval else BookingStatus.CONFIRMED
+    elif join_waitlist:
+        status = BookingStatus.WAITLISTED
+    elif places.groups_full:
+        _refuse(_("This slot has no room for another group. You can join the waitlist."),
+                waitlist_possible=True)
+    else:
+        _refuse(_("Only %(remaining)s places are left. Book fewer people or join the waitlist.",
+                  remaining=places.remaining), "headcount", waitlist_possible=True)
+
+    booking = Booking(
+        slot=slot,
+        organisation_id=organisation_id,
+        created_by_id=user.id,
+        headcount=request.headcount,
+        contact_name=request.contact_name.strip(),
+        contact_phone=normalise_phone(request.contact_phone),
+        note=request.note.strip(),
+        status=status,
+        revision=0,
+    )
+    db.session.add(booking)
+    record(booking, status, user, "created")
+    db.session.flush()
+    notify(status.value, booking)
+    if status is BookingStatus.PENDING:
+        notify("new_pending", booking)
+    return _commit(booking, organisation_id, slot.id)
+
+
+def _commit(booking: Booking, organisation_id: int, slot_id: int) -> Booking:
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The partial unique index caught a concurrent double booking.
+        db.session.rollback()
+        existing = active_booking_of(organisation_id, slot_id)
+        raise BookingError(_("Your organisation has already booked this slot."),
+                           booking_id=existing.id if existing else None) from None
+    return booking
+
+
+def change_headcount(user: User, booking_id: int, headcount: int) -> Booking:
+    booking, slot = _locked_booking(user, booking_id)
+    if not user.is_secretary:
+        _refuse(_("Only the branch can change its headcount."))
+    if booking.status not in CHANGEABLE:
+        _refuse(_("This booking can no longer be changed."))
+    refusal = slot_refusal(slot)
+    if refusal:
+        _refuse(refusal)
+    _check_group_size(slot.package, headcount)
+    if headcount == booking.headcount:
+        db.session.rollback()
+        return booking
+    if booking.holds_places and headcount > booking.headcount:
+        extra = headcount - booking.headcount
+        places = availability(slot.id)
+        left = places.capacity - places.held
+        if extra > left:
+            _refuse(_("Only %(remaining)s more places are left.", remaining=max(left, 0)), "headcount")
+    old = booking.headcount
+    booking.headcount = headcount
+    record(booking, booking.status, user, "headcount_changed", detail=f"{old} → {headcount}")
+    db.session.flush()
+    promote_waitlist(slot)
+    db.session.commit()
+    return booking
+
+
+def cancel(user: User, booking_id: int, reason: str = "") -> Booking:
+    """Cancel a booking: the branch before the station's deadline, the station's host or an admin any time."""
+    booking, slot = _locked_booking(user, booking_id)
+    if booking.status not in CHANGEABLE:
+        _refuse(_("This booking is already %(status)s.", status=booking.status.label))
+    by_branch = user.is_secretary
+    if by_branch and clock.now() > cancel_deadline(slot, slot.station):
+        _refuse(_("Online cancellation closed %(hours)s hours before the start. Please call %(station)s: %(phone)s.",
+                  hours=slot.station.cancel_deadline_hours, station=slot.station.name,
+                  phone=slot.station.phone or "—"))
+    if not by_branch and not reason.strip():
+        _refuse(_("Please give the branch a reason."), "reason")
+    held = booking.holds_places
+    record(booking, BookingStatus.CANCELLED, user, "cancelled", reason=reason.strip()[:500])
+    db.session.flush()
+    notify("cancelled_by_branch" if by_branch else "cancelled_by_station", booking, reason=reason.strip())
+    if held:
+        promote_waitlist(slot)
+    db.session.commit()
+    return booking
+
+
+def approve(user: User, booking_id: int) -> Booking:
+    booking, slot = _locked_booking(user, booking_id)
+    _require_station_staff(user, slot)
+    if booking.status is not BookingStatus.PENDING:
+        _refuse(_("This booking is no longer awaiting approval (it is %(status)s).", status=booking.status.label))
+    if availability(slot.id).held > slot.capacity:
+        _refuse(_("Approving this booking would exceed the slot's capacity."))
+    record(booking, BookingStatus.CONFIRMED, user, "approved")
+    notify("approved", booking)
+    db.session.commit()
+    return booking
+
+
+def decline(user: User, booking_id: int, reason: str) -> Booking:
+    booking, slot = _locked_booking(user, booking_id)
+    _require_station_staff(user, slot)
+    if not reason.strip():
+        _refuse(_("Please give the branch a reason."), "reason")
+    if booking.status not in (BookingStatus.PENDING, BookingStatus.WAITLISTED):
+        _refuse(_("This booking is no longer awaiting approval (it is %(status)s).", status=booking.status.label))
+    record(booking, BookingStatus.DECLINED, user, "declined", reason=reason.strip()[:500])
+    db.session.flush()
+    notify("declined", booking, reason=reason.strip())
+    promote_waitlist(slot)
+    db.session.commit()
+    return booking
+
+
+def check_in(user: User, booking_id: int, attended_headcount: int) -> Booking:
+    """Record the group as attended with the number of people who actually came."""
+    booking, slot = _locked_booking(user, booking_id)
+    _require_station_staff(user, slot)
+    if booking.status not in (BookingStatus.CONFIRMED, BookingStatus.ATTENDED, BookingStatus.NO_SHOW):
+        _refuse(_("Only confirmed bookings can be checked in (this one is %(status)s).", status=booking.status.label))
+    if attended_headcount is None or attended_headcount < 0 or attended_headcount > slot.capacity:
+        _refuse(_("Please give the number of people who came (0 to %(max)s).", max=slot.capacity),
+                "attended_headcount")
+    if slot.starts_at - timedelta(hours=12) > clock.now():
+        _refuse(_("Check-in opens on the day of the slot."))
+    booking.attended_headcount = attended_headcount
+    booking.checked_in_at = clock.now()
+    record(booking, BookingStatus.ATTENDED, user, "checked_in", detail=str(attended_headcount))
+    db.session.commit()
+    return booking
+
+
+def mark_no_shows(slot_id: int, actor: User | None = None) -> int:
+    """After a slot has ended, its confirmed bookings that nobody checked in become no-shows."""
+    slot = _locked_slot(slot_id)
+    if clock.now() < slot.ends_at:
+        db.session.rollback()
+        return 0
+    missing = db.session.scalars(
+        sa.select(Booking).where(Booking.slot_id == slot.id, Booking.status == BookingStatus.CONFIRMED)
+    ).all()
+    for booking in missing:
+        record(booking, BookingStatus.NO_SHOW, actor, "no_show")
+    db.session.commit()
+    return len(missing)
+
+
+def _require_station_staff(user: User, slot: Slot) -> None:
+    if not (user.is_admin or user.hosts_station(slot.station_id)):
+        db.session.rollback()
+        raise NotAllowed()
+
+
+def promote_waitlist(slot: Slot) -> list[Booking]:
+    """Inside the slot's lock: move waitlisted bookings, oldest first, into the freed places."""
+    if slot.status is not SlotStatus.OPEN or clock.now() >= slot.starts_at:
+        return []
+    waiting = db.session.scalars(
+        sa.select(Booking)
+        .where(Booking.slot_id == slot.id, Booking.status == BookingStatus.WAITLISTED)
+        .order_by(Booking.created_at, Booking.id)
+    ).all()
+    promoted = []
+    for booking in waiting:
+        places = availability(slot.id)
+        if places.groups_full:
+            break
+        if booking.headcount > places.remaining:
+            continue
+        target = BookingStatus.PENDING if slot.station.requires_approval else BookingStatus.CONFIRMED
+        record(booking, target, None, "promoted")
+        db.session.flush()
+        notify("promoted", booking)
+        if target is BookingStatus.PENDING:
+            notify("new_pending", booking)
+        promoted.append(booking)
+    return promoted
+
+
+def bookings_of(booking_ids: list[int]) -> list[Booking]:
+    return list(db.session.scalars(sa.select(Booking).where(Booking.id.in_(booking_ids))))
+
+
+__all__ = [
+    "BookingError", "NotAllowed", "BookingRequest", "book", "change_headcount", "cancel", "approve",
+    "decline", "check_in", "mark_no_shows", "promote_waitlist", "record", "visible_booking", "may_see",
+    "slot_refusal", "is_valid_phone", "HOLDING_STATUSES",
+]
+

@@ -1,0 +1,1 @@
+"""Shared infrastructure: extension singletons, database helpers, htmx helper, clock, errors."""

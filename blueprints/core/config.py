@@ -1,0 +1,70 @@
+"""Configuration from the environment."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _dev_secret_key(instance_path: Path) -> str:
+    """A development key generated once and kept under instance/."""
+    key_file = instance_path / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def normalise_database_url(url: str) -> str:
+    """Let people write postgres:// or postgresql:// and still get psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def from_environment(instance_path: Path) -> dict:
+    instance_path.mkdir(parents=True, exist_ok=True)
+    debug = os.environ.get("FLASK_DEBUG") == "1"
+    demo = os.environ.get("DEMO_MODE", "").lower() in {"1", "true", "yes"}
+    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'partyday.sqlite3'}"
+    secret_key = os.environ.get("SECRET_KEY")
+    if not secret_key:
+        if not (debug or demo):
+            raise ConfigError(
+                "SECRET_KEY must be set outside debug/demo mode (set DEMO_MODE=1 to use a generated key)."
+            )
+        secret_key = _dev_secret_key(instance_path)
+    return {
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": os.environ.get("REDIS_URL") or None,
+        "PORT": int(os.environ.get("PORT", "5000")),
+        "DEMO_MODE": demo,
+        "PREFERRED_URL_SCHEME": os.environ.get("PREFERRED_URL_SCHEME", "http"),
+        "SMTP_HOST": os.environ.get("SMTP_HOST") or None,
+        "SMTP_PORT": int(os.environ.get("SMTP_PORT", "25")),
+        "MAIL_FROM": os.environ.get("MAIL_FROM", "partyday@localhost"),
+        "LOGIN_RATE_LIMIT": os.environ.get("LOGIN_RATE_LIMIT", "10 per minute"),
+    }
+
+
+DEFAULTS = {
+    "BABEL_DEFAULT_LOCALE": "zh_CN",
+    "BABEL_DEFAULT_TIMEZONE": "Asia/Shanghai",
+    "LANGUAGES": {"zh_CN": "中文", "en": "English"},
+    "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    # With hx-boost the page (and its token) may stay open for a whole working day.
+    "WTF_CSRF_TIME_LIMIT": 12 * 3600,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "PAGE_SIZE": 20,
+    "MAX_CONTENT_LENGTH": 5 * 1024 * 1024,
+}

@@ -1,0 +1,106 @@
+"""Database helpers shared by every feature: UTC timestamps, SQLite tuning, row locks."""
+from __future__ import annotations
+
+import contextvars
+from datetime import datetime, timezone
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.types import DateTime, TypeDecorator
+
+from .extensions import db
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+POSTGRES_LOCK_TIMEOUT = "5s"
+
+_sqlite_begin = contextvars.ContextVar("sqlite_begin", default="BEGIN")
+
+
+class Busy(Exception):
+    """A lock could not be had in time; the user should simply retry."""
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores aware datetimes as UTC and always returns them aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+@event.listens_for(Engine, "connect")
+def _configure_sqlite(dbapi_connection, connection_record):
+    if type(dbapi_connection).__module__ != "sqlite3":
+        return
+    # Let SQLAlchemy, not pysqlite, emit BEGIN, so that we can ask for BEGIN IMMEDIATE.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin_statement(conn):
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_sqlite_begin.get())
+
+
+def is_sqlite() -> bool:
+    return db.engine.dialect.name == "sqlite"
+
+
+def start_write_transaction() -> None:
+    """Start a fresh transaction that serialises with other writers.
+
+    On SQLite this is ``BEGIN IMMEDIATE`` (the database-wide write lock, waited for up to the
+    busy timeout). On PostgreSQL it only bounds how long row locks taken afterwards may wait.
+    Anything not yet committed in the session is rolled back, so call it before changing anything.
+    """
+    db.session.rollback()
+    if is_sqlite():
+        token = _sqlite_begin.set("BEGIN IMMEDIATE")
+        try:
+            db.session.connection()
+        except OperationalError as exc:
+            db.session.rollback()
+            raise Busy() from exc
+        finally:
+            _sqlite_begin.reset(token)
+    else:
+        db.session.execute(db.text(f"SET LOCAL lock_timeout = '{POSTGRES_LOCK_TIMEOUT}'"))
+
+
+def lock_rows(statement):
+    """Run a SELECT with FOR UPDATE (a no-op on SQLite, where the transaction already holds
+    the write lock); timeouts become :class:`Busy`."""
+    try:
+        return db.session.execute(
+            statement.with_for_update().execution_options(populate_existing=True)
+        )
+    except OperationalError as exc:
+        db.session.rollback()
+        raise Busy() from exc
+
+
+def utcnow_default() -> datetime:
+    from .clock import now
+
+    return now()

@@ -1,0 +1,47 @@
+"""The one place that knows how htmx requests are answered (wraps htmx-flask 0.1.0).
+
+A route renders one template: the whole page for ordinary and boosted requests, or just one
+block of it (plus any out-of-band blocks) when htmx asks for a piece of the page.
+"""
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from flask import make_response, render_template, request
+from jinja2_fragments.flask import render_blocks
+
+
+def wants_fragment() -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.boosted and not htmx.history_restore_request
+
+
+def render(template: str, block: str, *, status: int = 200, oob: Iterable[str] = (), **context):
+    """Full page, or for htmx just ``block`` followed by the out-of-band ``oob`` blocks."""
+    if wants_fragment():
+        body = render_blocks(template, [block, *oob], **context)
+    else:
+        body = render_template(template, **context)
+    return make_response(body, status)
+
+
+def trigger(response, *events: str):
+    """Add client-side events to ``HX-Trigger`` (merged with any already set)."""
+    existing = response.headers.get("HX-Trigger")
+    names: dict = {}
+    if existing:
+        try:
+            names = json.loads(existing)
+        except ValueError:
+            names = {name.strip(): None for name in existing.split(",")}
+    for event in events:
+        names[event] = None
+    response.headers["HX-Trigger"] = json.dumps(names)
+    return response
+
+
+def redirect_for_htmx(response, location: str):
+    """Tell htmx to follow a redirect as a boosted navigation."""
+    response.headers["HX-Location"] = json.dumps({"path": location, "target": "body"})
+    return response

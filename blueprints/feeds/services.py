@@ -1,0 +1,339 @@
+"""Calendar feeds: secret tokens, who may use them, and the cheap validator of a feed's data.
+
+A feed is one of three kinds: an organisation's bookings (FeedToken kind organisation, for its
+secretaries), a station's booked slots with their roster (FeedToken kind station, for its hosts),
+and a station's public list of open slots (``Station.public_feed_token``, no personal data).
+Tokens carry 256 bits of randomness; a token whose user is deactivated or no longer entitled
+answers like an unknown one.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from blueprints.accounts.models import Organisation, Role, User, station_hosts
+from blueprints.booking.models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingStatus
+from blueprints.catalog.models import Package, Slot, SlotStatus, Station
+from blueprints.core import clock
+from blueprints.core.extensions import db
+
+from .models import FeedKind, FeedToken
+
+PUBLIC = "public"  # the third kind, kept on Station rather than in feed_tokens
+# Bump when the generated calendar changes shape, so that every ETag changes with it.
+FORMAT_VERSION = "1"
+# Cancelled and declined bookings stay in an organisation's feed this long.
+ENDED_VISIBLE = timedelta(days=30)
+# Feeds show past events this far back.
+HISTORY = timedelta(days=90)
+ORGANISATION_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)  # 256 bits
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What a token opens: ``kind`` is FeedKind.ORGANISATION, FeedKind.STATION or PUBLIC."""
+
+    kind: object
+    target_id: int
+    name: str
+    target_updated_at: datetime
+
+    @property
+    def key(self) -> str:
+        kind = self.kind if isinstance(self.kind, str) else self.kind.value
+        return f"{kind}-{self.target_id}"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One feed as offered on the calendar page."""
+
+    key: str  # what the reset form posts
+    kind: object
+    title: str
+    token: str
+
+
+# -- tokens ---------------------------------------------------------------------------------
+
+def subscriptions_for(user: User) -> list[Subscription]:
+    """The feeds ``user`` may subscribe to, creating missing tokens (one query when all exist)."""
+    if not (user.is_secretary or user.is_host):
+        return []
+    existing = {
+        (t.kind, t.organisation_id, t.station_id): t
+        for t in db.session.scalars(sa.select(FeedToken).where(FeedToken.user_id == user.id))
+    }
+    result: list[Subscription] = []
+    created = False
+
+    def token_for(kind, organisation_id=None, station_id=None) -> FeedToken:
+        nonlocal created
+        token = existing.get((kind, organisation_id, station_id))
+        if token is None:
+            token = FeedToken(token=new_token(), user_id=user.id, kind=kind,
+                              organisation_id=organisation_id, station_id=station_id,
+                              created_at=clock.now())
+            db.session.add(token)
+            created = True
+        return token
+
+    if user.is_secretary and user.organisation is not None:
+        token = token_for(FeedKind.ORGANISATION, organisation_id=user.organisation_id)
+        result.append(Subscription(f"organisation-{user.organisation_id}", FeedKind.ORGANISATION,
+                                   user.organisation.name, token.token))
+    if user.is_host:
+        for station in user.stations:
+            token = token_for(FeedKind.STATION, station_id=station.id)
+            result.append(Subscription(f"station-{station.id}", FeedKind.STATION, station.name, token.token))
+            if not station.public_feed_token:
+                station.public_feed_token = new_token()
+                created = True
+            result.append(Subscription(f"public-{station.id}", PUBLIC, station.name, station.public_feed_token))
+    if created:
+        db.session.commit()
+    return result
+
+
+def reset_token(user: User, key: str) -> bool:
+    """Replace the token of one feed ``user`` may subscribe to; False when ``key`` is not one."""
+    kind, _, raw_id = key.partition("-")
+    if not raw_id.isdigit():
+        return False
+    target_id = int(raw_id)
+    if kind == FeedKind.ORGANISATION.value and user.is_secretary and user.organisation_id == target_id:
+        token = db.session.scalar(sa.select(FeedToken).where(
+            FeedToken.user_id == user.id, FeedToken.kind == FeedKind.ORGANISATION,
+            FeedToken.organisation_id == target_id))
+    elif kind == FeedKind.STATION.value and user.hosts_station(target_id):
+        token = db.session.scalar(sa.select(FeedToken).where(
+            FeedToken.user_id == user.id, FeedToken.kind == FeedKind.STATION,
+            FeedToken.station_id == target_id))
+    elif kind == PUBLIC and user.hosts_station(target_id):
+        station = db.session.get(Station, target_id)
+        station.public_feed_token = new_token()
+        db.session.commit()
+        return True
+    else:
+        return False
+    if token is not None:
+        token.token = new_token()
+        token.created_at = clock.now()
+        db.session.commit()
+    else:
+        subscriptions_for(user)
+    return True
+
+
+def resolve(token: str) -> Feed | None:
+    """The feed a secret opens, or None (unknown, reset, deactivated or no longer entitled)."""
+    if not token or len(token) > 64:
+        return None
+    row = db.session.execute(
+        sa.select(FeedToken.kind, FeedToken.organisation_id, FeedToken.station_id,
+                  Organisation.name, Organisation.updated_at, Station.name, Station.updated_at)
+        .join(User, User.id == FeedToken.user_id)
+        .outerjoin(Organisation, sa.and_(
+            FeedToken.kind == FeedKind.ORGANISATION, Organisation.id == FeedToken.organisation_id,
+            User.role == Role.SECRETARY, User.organisation_id == FeedToken.organisation_id))
+        .outerjoin(station_hosts, sa.and_(
+            FeedToken.kind == FeedKind.STATION, station_hosts.c.station_id == FeedToken.station_id,
+            station_hosts.c.user_id == User.id, User.role == Role.HOST))
+        .outerjoin(Station, Station.id == station_hosts.c.station_id)
+        .where(FeedToken.token == token, User.active.is_(True))
+    ).first()
+    if row is not None:
+        kind, organisation_id, station_id, org_name, org_updated, station_name, station_updated = row
+        if kind is FeedKind.ORGANISATION and org_name is not None:
+            return Feed(kind, organisation_id, org_name, org_updated)
+        if kind is FeedKind.STATION and station_name is not None:
+            return Feed(kind, station_id, station_name, station_updated)
+        return None
+    station = db.session.execute(
+        sa.select(Station.id, Station.name, Station.updated_at)
+        .where(Station.public_feed_token == token, Station.active.is_(True))
+    ).first()
+    if station is not None:
+        return Feed(PUBLIC, station.id, station.name, station.updated_at)
+    return None
+
+
+# -- what a feed contains --------------------------------------------------------------------
+
+def history_start() -> datetime:
+    return clock.now() - HISTORY
+
+
+def organisation_filter(organisation_id: int):
+    """Bookings shown in an organisation's feed (and the broader set its validator watches)."""
+    now = clock.now()
+    shown = sa.or_(
+        Booking.status.in_(ORGANISATION_STATUSES),
+        sa.and_(Booking.status.in_(ENDED_STATUSES), Booking.updated_at >= now - ENDED_VISIBLE),
+    )
+    watched = sa.and_(Booking.organisation_id == organisation_id, Slot.starts_at >= history_start())
+    return watched, shown
+
+
+def station_slot_filter(station_id: int):
+    """Slots shown in a station's host feed: those holding at least one booking."""
+    holding = (
+        sa.select(Booking.id)
+        .where(Booking.slot_id == Slot.id, Booking.status.in_(HOLDING_STATUSES))
+        .exists()
+    )
+    watched = sa.and_(Slot.station_id == station_id, Slot.starts_at >= history_start())
+    return watched, holding
+
+
+def public_slot_filter(station_id: int):
+    watched = sa.and_(Slot.station_id == station_id, Slot.starts_at >= history_start())
+    shown = sa.and_(Slot.status == SlotStatus.OPEN, Slot.starts_at > clock.now(), Package.active.is_(True))
+    return watched, shown
+
+
+@dataclass(frozen=True)
+class Validator:
+    etag: str
+    last_modified: datetime
+
+
+def _latest(*moments) -> datetime:
+    values = [m for m in moments if m is not None]
+    return max(values) if values else datetime(2000, 1, 1, tzinfo=clock.LOCAL_TZ)
+
+
+def validator(feed: Feed, base_url: str) -> Validator:
+    """ETag and Last-Modified of ``feed`` from one aggregate query, without building anything.
+
+    The aggregate runs over every row that could appear (any status), so that a row leaving the
+    feed changes it too; rows that left only because time passed are caught by ``dropped``.
+    """
+    now = clock.now()
+    if feed.kind is FeedKind.ORGANISATION:
+        watched, shown = organisation_filter(feed.target_id)
+        left_by_time = sa.and_(Booking.status.in_(ENDED_STATUSES), Booking.updated_at < now - ENDED_VISIBLE)
+        query = (
+            sa.select(
+                sa.func.max(Booking.updated_at), sa.func.max(Slot.updated_at),
+                sa.func.max(Station.updated_at), sa.func.max(Package.updated_at),
+                sa.func.count(Booking.id), sa.func.coalesce(sa.func.sum(Booking.revision), 0),
+                sa.func.coalesce(sa.func.sum(Slot.revision), 0),
+                sa.func.max(sa.case((left_by_time, Booking.updated_at))),
+                sa.func.min(Slot.starts_at),
+            )
+            .select_from(Booking).join(Slot, Slot.id == Booking.slot_id)
+            .join(Station, Station.id == Slot.station_id).join(Package, Package.id == Slot.package_id)
+            .where(watched)
+        )
+    else:
+        query = (
+            sa.select(
+                sa.func.max(Booking.updated_at), sa.func.max(Slot.updated_at),
+                sa.func.max(Station.updated_at), sa.func.max(Package.updated_at),
+                sa.func.count(sa.distinct(Slot.id)) * 1000003 + sa.func.count(Booking.id),
+                sa.func.coalesce(sa.func.sum(Booking.revision), 0),
+                sa.func.coalesce(sa.func.sum(Slot.revision), 0),
+                sa.func.max(sa.case((Slot.starts_at <= now, Slot.starts_at))),
+                sa.func.min(Slot.starts_at),
+            )
+            .select_from(Slot).outerjoin(Booking, Booking.slot_id == Slot.id)
+            .join(Station, Station.id == Slot.station_id).join(Package, Package.id == Slot.package_id)
+            .where(Slot.station_id == feed.target_id, Slot.starts_at >= history_start())
+        )
+    (booking_ts, slot_ts, station_ts, package_ts, count, booking_rev, slot_rev,
+     dropped, earliest) = db.session.execute(query).one()
+    if dropped is not None and feed.kind is FeedKind.ORGANISATION:
+        dropped = dropped + ENDED_VISIBLE  # the moment it left the feed
+    last_modified = _latest(booking_ts, slot_ts, station_ts, package_ts, feed.target_updated_at, dropped)
+    fingerprint = "|".join(str(part) for part in (
+        FORMAT_VERSION, feed.key, feed.name, base_url, booking_ts, slot_ts, station_ts, package_ts,
+        feed.target_updated_at, count, booking_rev, slot_rev, dropped, earliest,
+    ))
+    return Validator(hashlib.sha256(fingerprint.encode()).hexdigest()[:32],
+                     last_modified.replace(microsecond=0))
+
+
+def organisation_bookings(organisation_id: int) -> list[Booking]:
+    watched, shown = organisation_filter(organisation_id)
+    from sqlalchemy.orm import contains_eager
+
+    return list(db.session.scalars(
+        sa.select(Booking)
+        .join(Booking.slot).join(Slot.station).join(Slot.package).join(Booking.organisation)
+        .options(contains_eager(Booking.slot).contains_eager(Slot.station),
+                 contains_eager(Booking.slot).contains_eager(Slot.package),
+                 contains_eager(Booking.organisation))
+        .where(watched, shown)
+        .order_by(Slot.starts_at, Booking.id)
+    ).unique())
+
+
+def station_slots(station_id: int) -> tuple[list[Slot], dict[int, list[Booking]]]:
+    """The station's slots with bookings, and each slot's holding bookings (two queries)."""
+    from sqlalchemy.orm import contains_eager
+
+    watched, holding = station_slot_filter(station_id)
+    slots = list(db.session.scalars(
+        sa.select(Slot).join(Slot.station).join(Slot.package)
+        .options(contains_eager(Slot.station), contains_eager(Slot.package))
+        .where(watched, holding).order_by(Slot.starts_at, Slot.id)
+    ).unique())
+    roster: dict[int, list[Booking]] = {slot.id: [] for slot in slots}
+    if slots:
+        for booking in db.session.scalars(
+            sa.select(Booking).join(Booking.organisation)
+            .options(contains_eager(Booking.organisation))
+            .where(Booking.slot_id.in_(list(roster)), Booking.status.in_(HOLDING_STATUSES))
+            .order_by(Booking.created_at, Booking.id)
+        ):
+            roster[booking.slot_id].append(booking)
+    return slots, roster
+
+
+def all_bookings_of_slots(slot_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Per slot: (number of bookings ever, sum of their revisions) — for a monotonic SEQUENCE."""
+    if not slot_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(Booking.slot_id, sa.func.count(Booking.id), sa.func.coalesce(sa.func.sum(Booking.revision), 0))
+        .where(Booking.slot_id.in_(slot_ids)).group_by(Booking.slot_id)
+    )
+    return {slot_id: (int(count), int(total)) for slot_id, count, total in rows}
+
+
+def public_slots(station_id: int) -> list[Slot]:
+    from sqlalchemy.orm import contains_eager
+
+    watched, shown = public_slot_filter(station_id)
+    return list(db.session.scalars(
+        sa.select(Slot).join(Slot.station).join(Slot.package)
+        .options(contains_eager(Slot.station), contains_eager(Slot.package))
+        .where(watched, shown).order_by(Slot.starts_at, Slot.id)
+    ).unique())
+
+
+def booking_for_calendar(user: User, booking_id: int) -> Booking | None:
+    """A single booking for its organisation's secretaries and its station's hosts, else None."""
+    from sqlalchemy.orm import joinedload
+
+    booking = db.session.scalar(
+        sa.select(Booking).where(Booking.id == booking_id)
+        .options(joinedload(Booking.slot).joinedload(Slot.package),
+                 joinedload(Booking.slot).joinedload(Slot.station), joinedload(Booking.organisation))
+    )
+    if booking is None:
+        return None
+    if user.is_secretary and booking.organisation_id == user.organisation_id:
+        return booking
+    if user.hosts_station(booking.slot.station_id):
+        return booking
+    return None

@@ -1,0 +1,138 @@
+"""Read-side queries of the menu: a bounded number of statements whatever the data size."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload, selectinload
+
+from blueprints.booking.capacity import Availability, availability_for, remaining_places_expr
+from blueprints.catalog.models import Campaign, Category, Package, Slot, SlotStatus, Station
+from blueprints.core import clock
+from blueprints.core.extensions import db
+
+SLOTS_PER_PACKAGE = 4
+CATEGORY_ORDER = {c: i for i, c in enumerate(Category)}
+
+
+@dataclass
+class MenuFilters:
+    q: str = ""
+    category: Category | None = None
+    station_id: int | None = None
+    subdistrict: str = ""
+    campaign_id: int | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    available_only: bool = False
+
+    @property
+    def narrows_slots(self) -> bool:
+        return bool(
+            self.station_id or self.subdistrict or self.date_from or self.date_to or self.available_only
+        )
+
+
+@dataclass
+class MenuPage:
+    pagination: object
+    slots_by_package: dict[int, list[Slot]] = field(default_factory=dict)
+    availability: dict[int, Availability] = field(default_factory=dict)
+
+    @property
+    def groups(self) -> list[tuple[Category, list[Package]]]:
+        """The page's packages under their categories, in menu order."""
+        grouped: dict[Category, list[Package]] = {}
+        for package in self.pagination.items:
+            grouped.setdefault(package.category, []).append(package)
+        return sorted(grouped.items(), key=lambda item: CATEGORY_ORDER[item[0]])
+
+
+def filter_options():
+    """Choices for the filter form: three small queries."""
+    stations = db.session.scalars(
+        sa.select(Station).where(Station.active).order_by(Station.id)
+    ).all()
+    subdistricts = sorted({s.subdistrict for s in stations if s.subdistrict})
+    campaigns = db.session.scalars(
+        sa.select(Campaign).where(Campaign.active).order_by(Campaign.starts_on, Campaign.id)
+    ).all()
+    return stations, subdistricts, campaigns
+
+
+def _slot_conditions(filters: MenuFilters, with_availability: bool) -> list:
+    now = clock.now()
+    start = now
+    if filters.date_from:
+        start = max(now, clock.local_datetime(filters.date_from, 0))
+    conditions = [
+        Slot.status == SlotStatus.OPEN,
+        Slot.starts_at >= start,
+        Station.active,
+    ]
+    if filters.date_to:
+        conditions.append(Slot.starts_at < clock.local_datetime(filters.date_to + timedelta(days=1), 0))
+    if filters.station_id:
+        conditions.append(Slot.station_id == filters.station_id)
+    if filters.subdistrict:
+        conditions.append(Station.subdistrict == filters.subdistrict)
+    if with_availability and filters.available_only:
+        conditions.append(remaining_places_expr() > 0)
+    return conditions
+
+
+def _package_query(filters: MenuFilters):
+    query = sa.select(Package).where(Package.active)
+    if filters.category:
+        query = query.where(Package.category == filters.category)
+    if filters.campaign_id:
+        query = query.where(Package.campaign_id == filters.campaign_id)
+    if filters.q:
+        pattern = f"%{filters.q.strip()}%"
+        query = query.where(sa.or_(Package.title.ilike(pattern), Package.summary.ilike(pattern)))
+    if filters.narrows_slots:
+        matching_slot = (
+            sa.select(Slot.id)
+            .join(Station, Station.id == Slot.station_id)
+            .where(Slot.package_id == Package.id, *_slot_conditions(filters, True))
+        )
+        query = query.where(matching_slot.exists())
+    category_rank = sa.case(
+        {c.value: rank for c, rank in CATEGORY_ORDER.items()}, value=sa.cast(Package.category, sa.String)
+    )
+    return query.order_by(category_rank, Package.id).options(
+        selectinload(Package.stations), joinedload(Package.campaign)
+    )
+
+
+def upcoming_slots(package_ids: list[int], filters: MenuFilters, per_package: int) -> dict[int, list[Slot]]:
+    """The next ``per_package`` matching slots of each package, in one query."""
+    if not package_ids:
+        return {}
+    rank = sa.func.row_number().over(partition_by=Slot.package_id, order_by=(Slot.starts_at, Slot.id))
+    ranked = (
+        sa.select(Slot.id.label("slot_id"), rank.label("rank"))
+        .join(Station, Station.id == Slot.station_id)
+        .where(Slot.package_id.in_(package_ids), *_slot_conditions(filters, True))
+        .subquery()
+    )
+    slots = db.session.scalars(
+        sa.select(Slot)
+        .join(ranked, ranked.c.slot_id == Slot.id)
+        .where(ranked.c.rank <= per_package)
+        .order_by(Slot.starts_at, Slot.id)
+        .options(joinedload(Slot.station))
+    ).all()
+    grouped: dict[int, list[Slot]] = {pid: [] for pid in package_ids}
+    for slot in slots:
+        grouped[slot.package_id].append(slot)
+    return grouped
+
+
+def menu_page(filters: MenuFilters, page: int, per_page: int) -> MenuPage:
+    pagination = db.paginate(_package_query(filters), page=page, per_page=per_page, error_out=False)
+    package_ids = [p.id for p in pagination.items]
+    slots = upcoming_slots(package_ids, filters, SLOTS_PER_PACKAGE)
+    availability = availability_for(s.id for group in slots.values() for s in group)
+    return MenuPage(pagination, slots, availability)

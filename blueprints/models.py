@@ -1,0 +1,22 @@
+"""Imports every model so that SQLAlchemy and Alembic see the whole schema."""
+from blueprints.accounts.models import Organisation, OrganisationKind, Role, User, station_hosts  # noqa: F401
+from blueprints.admin.models import Quota, QuotaPeriod  # noqa: F401
+from blueprints.booking.models import (  # noqa: F401
+    ENDED_STATUSES,
+    HOLDING_STATUSES,
+    Booking,
+    BookingEvent,
+    BookingStatus,
+    Notification,
+)
+from blueprints.catalog.models import (  # noqa: F401
+    Campaign,
+    Category,
+    Package,
+    Slot,
+    SlotEvent,
+    SlotStatus,
+    Station,
+    package_stations,
+)
+from blueprints.feeds.models import FeedKind, FeedToken  # noqa: F401
