@@ -98,7 +98,8 @@ class User(UserMixin, TimestampMixin, db.Model):
     phone: Mapped[str] = mapped_column(sa.String(20), default="")
     email: Mapped[str] = mapped_column(sa.String(254), default="")
     active: Mapped[bool] = mapped_column(default=True)
-    must_change_password: Mapped[bool] = mapped_column(default=False)
+    # Set when an administrator issued a one-time password; every page then asks for a new one.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # Changing it logs every session of the user out (Flask-Login alternative id).
     session_version: Mapped[int] = mapped_column(default=1)
 
