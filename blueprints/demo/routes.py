@@ -13,8 +13,20 @@ bp = Blueprint("demo", __name__, cli_group="demo")
 @click.option("--branches", default=12, show_default=True, type=click.IntRange(1, 5000),
               help="Number of organisations (one secretary account each).")
 @click.option("--if-empty", is_flag=True, help="Only load when the database has no stations yet.")
-def load_command(branches: int, if_empty: bool):
-    """Load the demo district (idempotent)."""
+@click.option("--scale", type=click.Choice(["demo", "city"]), default="demo", show_default=True,
+              help="demo: the demo district; city: city-scale benchmark data, loaded in bulk.")
+@click.option("--factor", type=click.FloatRange(0.0001, 10), default=1.0, show_default=True,
+              help="With --scale city: multiply the city's row counts (0.01 loads 1%).")
+def load_command(branches: int, if_empty: bool, scale: str, factor: float):
+    """Load the demo district, or city-scale data for the benchmark (both idempotent)."""
+    if scale == "city":
+        from .city import CityDataError, city_summary, load_city
+
+        try:
+            click.echo(city_summary(load_city(factor)))
+        except CityDataError as error:
+            raise click.ClickException(str(error)) from None
+        return
     if if_empty and not database_is_empty():
         click.echo("database already has data; demo not loaded")
         return
