@@ -72,14 +72,13 @@ def test_demo_accounts_can_log_in(client):
 
 
 def _extracted_messages():
-    method_map = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
-    for directory in ["app.py", "blueprints", "templates"]:
+    sources = {"blueprints": [("**.py", "python")], "templates": [("**.html", "jinja2")]}
+    for directory, method_map in sources.items():
         path = ROOT / directory
-        if path.is_file():
-            continue
         for filename, lineno, message, comments, context in extract_from_dir(
-            str(path), method_map, keywords=keywords
+            str(path), method_map, keywords=keywords,
+            options_map={"**.html": {"extensions": "jinja2.ext.i18n"}},
         ):
             yield f"{directory}/{filename}:{lineno}", message
 

@@ -16,6 +16,7 @@ from .forms import BookingForm, CancelForm, HeadcountForm
 from .models import BookingStatus
 from .notifications import message_for
 
+UNREAD_BADGE = "core/_unread_badge.html"
 bp = Blueprint("booking", __name__)
 
 BOOKING_CHANGED = "booking-changed"
@@ -119,7 +120,7 @@ def book(slot_id: int):
                       **_slot_context(_load_slot(slot_id), form, error))
     flash(_booked_message(booking), "success")
     if wants_fragment():
-        response = render("booking/slot.html", "booking_panel", oob=["unread_badge"], oob_badge=True,
+        response = render("booking/slot.html", "booking_panel", oob=[UNREAD_BADGE], oob_badge=True,
                           **_slot_context(_load_slot(slot_id)))
         return trigger(response, BOOKING_CHANGED)
     return redirect(url_for("booking.detail", booking_id=booking.id))
@@ -166,7 +167,7 @@ def _detail(booking, *, headcount_form=None, cancel_form=None, status=200, block
         "booking/detail.html",
         block,
         status=status,
-        oob=["unread_badge"] if status == 200 and request.method == "POST" else [],
+        oob=[UNREAD_BADGE] if status == 200 and request.method == "POST" else [],
         oob_badge=True,
         booking=booking,
         events=booking.events,
@@ -243,6 +244,6 @@ def mark_read():
         queries.mark_all_read(current_user.id)
     if wants_fragment():
         page = queries.notifications_of(current_user.id, 1, current_app.config["PAGE_SIZE"])
-        return render("booking/inbox.html", "notifications", oob=["unread_badge"], oob_badge=True,
+        return render("booking/inbox.html", "notifications", oob=[UNREAD_BADGE], oob_badge=True,
                       notifications=page, form=EmptyForm(), message_for=message_for)
     return redirect(url_for("booking.inbox"))

@@ -18,9 +18,14 @@ def wants_fragment() -> bool:
 
 
 def render(template: str, block: str, *, status: int = 200, oob: Iterable[str] = (), **context):
-    """Full page, or for htmx just ``block`` followed by the out-of-band ``oob`` blocks."""
+    """Full page, or for htmx just ``block`` followed by the out-of-band partials ``oob``.
+
+    ``oob`` names partial templates (each carrying ``hx-swap-oob``) rather than blocks: the
+    blocks of a parent template such as base.html cannot be rendered on their own.
+    """
     if wants_fragment():
-        body = render_blocks(template, [block, *oob], **context)
+        body = render_blocks(template, [block], **context)
+        body += "".join(render_template(partial, **context) for partial in oob)
     else:
         body = render_template(template, **context)
     return make_response(body, status)
