@@ -8,10 +8,12 @@ from pathlib import Path
 from flask import Flask, current_app, request
 
 from blueprints.core import config as config_module
+from blueprints.core.backup import cli as backup_cli
 from blueprints.core.errors import register_error_handlers
 from blueprints.core.extensions import babel, csrf, db, htmx, login_manager, migrate
 from blueprints.core.htmx import wants_fragment
 from blueprints.core.i18n import select_locale, select_timezone, translation_directories
+from blueprints.core.logging import configure_logging
 
 # Each feature package has a ``routes.py`` that defines ``bp`` (or a list ``blueprints``).
 FEATURES = ("core", "accounts", "menu", "booking", "host", "feeds", "admin", "demo")
@@ -25,6 +27,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     else:
         app.config.from_mapping(test_config)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(str(d) for d in translation_directories())
+    configure_logging(app)  # request ids and JSON log lines first, so every later hook has them
 
     import blueprints.models  # noqa: F401  (every model registered before anything uses them)
 
@@ -41,6 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             app.register_blueprint(blueprint)
 
     register_error_handlers(app)
+    app.cli.add_command(backup_cli)  # flask backup sqlite|summary
     _register_template_helpers(app)
 
     @app.after_request

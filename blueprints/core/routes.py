@@ -14,15 +14,49 @@ bp = Blueprint("core", __name__)
 
 @bp.get("/healthz")
 def healthz():
+    """For load balancers and monitors: cheap checks of the database and (when configured) Redis,
+    as JSON; 503 when a dependency is down, so that the proxy stops sending traffic here."""
+    checks = {"database": _check_database()}
+    if current_app.config.get("REDIS_URL"):
+        checks["redis"] = _check_redis()
+    healthy = all(result == "ok" for result in checks.values())
+    response = jsonify(status="ok" if healthy else "error", **checks)
+    response.status_code = 200 if healthy else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _check_database() -> str:
     try:
         db.session.execute(text("SELECT 1"))
-        database = "ok"
+        return "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
-        current_app.logger.warning("health check failed: %s", exc)
-        db.session.rollback()
-        database = "unavailable"
-    healthy = database == "ok"
-    return jsonify(status="ok" if healthy else "error", database=database), 200 if healthy else 503
+        current_app.logger.warning("health check: database unavailable: %s", exc)
+        return "unavailable"
+    finally:
+        db.session.rollback()  # do not hold the connection in a transaction
+
+
+def _check_redis() -> str:
+    try:
+        _redis_client().ping()
+        return "ok"
+    except Exception as exc:  # noqa: BLE001
+        current_app.logger.warning("health check: redis unavailable: %s", exc)
+        return "unavailable"
+
+
+def _redis_client():
+    """One client (and connection pool) per process and app, made on first use, after the fork."""
+    client = current_app.extensions.get("healthz_redis")
+    if client is None:
+        import redis
+
+        client = redis.Redis.from_url(
+            current_app.config["REDIS_URL"], socket_connect_timeout=0.5, socket_timeout=0.5
+        )
+        current_app.extensions["healthz_redis"] = client
+    return client
 
 
 def safe_next(target: str | None, fallback: str) -> str:
