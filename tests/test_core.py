@@ -109,3 +109,10 @@ def test_csrf_is_enforced_and_accepted_from_the_htmx_header(tmp_path):
     assert accepted.status_code == 302
     with app.app_context():
         db.engine.dispose()
+
+
+def test_messages_outside_a_request_use_the_default_language(app):
+    from flask_babel import gettext
+
+    with app.app_context():
+        assert gettext("This slot has been cancelled.") == "该场次已取消。"
