@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask, current_app, request
 
 from blueprints.core import config as config_module
+from blueprints.core import security
 from blueprints.core.backup import cli as backup_cli
 from blueprints.core.errors import register_error_handlers
 from blueprints.core.extensions import babel, csrf, db, htmx, login_manager, migrate
@@ -44,6 +45,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             app.register_blueprint(blueprint)
 
     register_error_handlers(app)
+    security.init_app(app)  # after the blueprints: it rate-limits the login view
     app.cli.add_command(backup_cli)  # flask backup sqlite|summary
     _register_template_helpers(app)
 

@@ -27,6 +27,8 @@ def app_config(database_url: str, **extra) -> dict:
         "WTF_CSRF_ENABLED": False,
         "DEMO_MODE": False,
         "SERVER_NAME": "localhost",
+        # The session-wide app logs in hundreds of times; tests/test_security_login.py turns it on.
+        "RATELIMIT_ENABLED": False,
         **extra,
     }
 

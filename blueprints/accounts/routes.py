@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from blueprints.core.extensions import db, login_manager
 from blueprints.core.routes import safe_next
+from blueprints.core.security import new_session
 
 from .forms import ChangePasswordForm, LoginForm
 from .models import Organisation, Role, User
@@ -58,6 +59,7 @@ def login():
     if form.validate_on_submit():
         user = authenticate(form.username.data, form.password.data)
         if user is not None:
+            new_session()  # rotate: nothing from the anonymous session carries over
             login_user(user)
             if user.must_change_password and not current_app.config.get("DEMO_MODE"):
                 return redirect(url_for("accounts.change_password"))
@@ -74,7 +76,13 @@ def logout():
     from blueprints.core.forms import EmptyForm
 
     if EmptyForm().validate_on_submit():
+        if current_user.is_authenticated:
+            # Session cookies are signed, not stored: bumping the version is what makes a copy
+            # of this cookie worthless (it also ends the user's sessions on other devices).
+            current_user.session_version += 1
+            db.session.commit()
         logout_user()
+        new_session()
         flash(_("You have logged out."), "info")
     return redirect(url_for("menu.index"))
 

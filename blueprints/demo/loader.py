@@ -147,7 +147,10 @@ def _load_organisations(branches: int) -> list[Organisation]:
 def _demo_user(username: str, display_name: str, role: Role, **fields) -> User:
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
-        user = User(username=username, display_name=display_name, role=role, **fields)
+        # The demo password is printed on the login page: outside DEMO_MODE it must be changed
+        # at first login (in demo mode the login route lets it be).
+        user = User(username=username, display_name=display_name, role=role, must_change_password=True,
+                    **fields)
         user.set_password(DEMO_PASSWORD)
         db.session.add(user)
     return user

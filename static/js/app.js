@@ -21,6 +21,15 @@
     }
   });
 
+  // Polling elements (<… data-poll-visible>) stay quiet while the tab is hidden. This replaces an
+  // hx-trigger filter, which htmx would have to eval and the Content-Security-Policy forbids.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (elt && elt.hasAttribute && elt.hasAttribute("data-poll-visible") && document.visibilityState !== "visible") {
+      event.preventDefault();
+    }
+  });
+
   // After htmx swaps in a form with errors, move focus to the first invalid field.
   document.addEventListener("htmx:afterSwap", function (event) {
     var invalid = event.detail.target.querySelector("[aria-invalid='true']");
