@@ -127,6 +127,12 @@ class BookingEvent(db.Model):
     booking: Mapped[Booking] = relationship(back_populates="events")
     actor: Mapped[Optional["User"]] = relationship()  # noqa: F821
 
+    # The audit trail (/admin/audit) filters by action or resulting status, newest first.
+    __table_args__ = (
+        sa.Index("ix_booking_events_action_at", "action", "at"),
+        sa.Index("ix_booking_events_to_status_at", "to_status", "at"),
+    )
+
 
 class Notification(db.Model):
     """An in-app message to one user; ``kind`` + ``params`` are rendered in the reader's language."""

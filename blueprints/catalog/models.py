@@ -197,3 +197,6 @@ class SlotEvent(db.Model):
 
     slot: Mapped[Slot] = relationship()
     actor: Mapped[Optional["User"]] = relationship()  # noqa: F821
+
+    # The audit trail (/admin/audit) filters by action, newest first.
+    __table_args__ = (sa.Index("ix_slot_events_action_at", "action", "at"),)

@@ -1,0 +1,1 @@
+"""Catalogue management, quotas and the audit trail for district administrators (/admin/)."""
