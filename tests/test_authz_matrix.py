@@ -1,0 +1,369 @@
+"""Authorisation matrix: every route of the URL map × every kind of visitor.
+
+Each route (rule and method, except ``static``) is requested as an anonymous visitor, the
+secretary of organisation A, the secretary of B, the host of station X, the host of Y and an
+administrator, with URL parameters taken from one small dataset (a booking of A at station X, a
+slot at X, …). The answer's status class must match the table ``ROUTES`` below. A request that
+is refused (anything but OK or DONE) must not change a single row: the whole database is
+compared before and after.
+
+A route in the URL map without an entry fails ``test_every_route_has_an_entry``: add it to
+``ROUTES`` after reading its code. An entry whose route is gone fails
+``test_every_entry_has_a_route``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+
+from blueprints.booking.models import BookingStatus
+from blueprints.catalog.models import Category, SlotStatus
+from blueprints.core import clock
+from blueprints.core.extensions import db, login_manager
+
+from . import factories as f
+from .conftest import _empty_database
+
+ROLES = ("anon", "sec_a", "sec_b", "host_x", "host_y", "admin")
+
+# Status classes of an answer.
+OK = "OK"  # 2xx
+DONE = "DONE"  # 3xx to somewhere other than the login page (post/redirect/get after success)
+LOGIN = "LOGIN"  # 3xx to the login page
+BAD = "BAD"  # 400
+FORBIDDEN = "FORBIDDEN"  # 403
+NOT_FOUND = "NOT_FOUND"  # 404
+CONFLICT = "CONFLICT"  # 409
+INVALID = "INVALID"  # 422
+SUCCESS = (OK, DONE)
+
+
+def classify(response) -> str:
+    code = response.status_code
+    if 300 <= code < 400:
+        return LOGIN if urlsplit(response.headers.get("Location", "")).path == "/login" else DONE
+    if 200 <= code < 300:
+        return OK
+    return {400: BAD, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT, 422: INVALID}.get(code, str(code))
+
+
+@dataclass(frozen=True)
+class Entry:
+    expected: dict[str, str]
+    # URL parameters other than the defaults: {"booking_id": "attended"} names a World attribute.
+    args: dict[str, str] = field(default_factory=dict)
+    # Form data for POST (valid-looking, so that the right role succeeds).
+    data: dict[str, str] = field(default_factory=dict)
+
+
+def row(anon, sec_a, sec_b, host_x, host_y, admin, *, args=None, data=None) -> Entry:
+    return Entry(dict(zip(ROLES, (anon, sec_a, sec_b, host_x, host_y, admin))), args or {}, data or {})
+
+
+def everyone(status, **kwargs) -> Entry:
+    return row(*(status,) * 6, **kwargs)
+
+
+# Who may do what. Columns: anonymous, secretary of A, secretary of B, host of X, host of Y,
+# admin. The default dataset: booking = A's pending booking at station X; slot = a future slot
+# at X; package = a package offered at X and Y; feed token = A's branch feed; check-in token =
+# A's confirmed booking at X today.
+ROUTES: dict[tuple[str, str], Entry] = {
+    # -- public pages ------------------------------------------------------------------------
+    ("GET", "/"): everyone(OK),
+    ("GET", "/robots.txt"): everyone(OK),
+    ("GET", "/healthz"): everyone(OK),
+    ("GET", "/packages/<int:package_id>"): everyone(OK),
+    ("GET", "/slots/<int:slot_id>"): everyone(OK),
+    # Without htmx the live element redirects to the slot page.
+    ("GET", "/slots/<int:slot_id>/places"): everyone(DONE),
+    ("POST", "/lang"): everyone(DONE, data={"lang": "en"}),
+    # A feed's secret token is its credential: the same answer whoever asks.
+    ("GET", "/feeds/<token>.ics"): everyone(OK),
+    # -- accounts ----------------------------------------------------------------------------
+    ("GET", "/login"): everyone(OK),
+    ("POST", "/login"): everyone(DONE, data={"username": "matrix_sec_a", "password": f.PASSWORD}),
+    ("POST", "/logout"): everyone(DONE),
+    ("GET", "/account/password"): row(LOGIN, OK, OK, OK, OK, OK),
+    ("POST", "/account/password"): row(
+        LOGIN, DONE, DONE, DONE, DONE, DONE,
+        data={"current_password": f.PASSWORD, "new_password": "a new long passphrase 2026",
+              "confirm_password": "a new long passphrase 2026"}),
+    # -- booking (secretaries) ---------------------------------------------------------------
+    # A already holds a booking of the slot: it is sent to that booking; B books.
+    ("POST", "/slots/<int:slot_id>/book"): row(
+        LOGIN, DONE, DONE, FORBIDDEN, FORBIDDEN, FORBIDDEN,
+        data={"headcount": "5", "contact_name": "李书记", "contact_phone": "13800000000", "note": ""}),
+    ("GET", "/bookings"): row(LOGIN, OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
+    ("GET", "/bookings/<int:booking_id>"): row(LOGIN, OK, NOT_FOUND, OK, NOT_FOUND, OK),
+    ("POST", "/bookings/<int:booking_id>/headcount"): row(
+        LOGIN, DONE, NOT_FOUND, FORBIDDEN, FORBIDDEN, FORBIDDEN, data={"headcount": "12"}),
+    # The branch, its station's host and an admin may cancel.
+    ("POST", "/bookings/<int:booking_id>/cancel"): row(
+        LOGIN, DONE, NOT_FOUND, DONE, NOT_FOUND, DONE, data={"reason": "时间冲突"}),
+    ("GET", "/notifications"): row(LOGIN, OK, OK, OK, OK, OK),
+    ("POST", "/notifications/read"): row(LOGIN, DONE, DONE, DONE, DONE, DONE),
+    # -- calendar feeds ----------------------------------------------------------------------
+    # Admins are not offered the single-booking calendar (they have no calendar at all).
+    ("GET", "/bookings/<int:booking_id>.ics"): row(LOGIN, OK, NOT_FOUND, OK, NOT_FOUND, NOT_FOUND),
+    ("GET", "/account/calendar"): row(LOGIN, OK, OK, OK, OK, FORBIDDEN),
+    # feed = "organisation-<A>": only A's secretary may reset it; others get 404.
+    ("POST", "/account/calendar/reset"): row(
+        LOGIN, DONE, NOT_FOUND, NOT_FOUND, NOT_FOUND, FORBIDDEN, data={"feed": "organisation-{org_a}"}),
+    # -- station hosts -----------------------------------------------------------------------
+    ("GET", "/host/"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
+    ("GET", "/host/approvals"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
+    ("POST", "/host/bookings/<int:booking_id>/approve"): row(
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN),
+    ("POST", "/host/bookings/<int:booking_id>/decline"): row(
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN, data={"reason": "当天场地检修"}),
+    # Only for attended bookings: the branch, its station's host and admins.
+    ("GET", "/host/bookings/<int:booking_id>/sign-in-sheet.xlsx"): row(
+        LOGIN, OK, NOT_FOUND, OK, NOT_FOUND, OK, args={"booking_id": "attended"}),
+    ("GET", "/host/check-in/<token>"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, FORBIDDEN),
+    ("POST", "/host/check-in/<token>"): row(
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, FORBIDDEN, FORBIDDEN, data={"attended_headcount": "8"}),
+    ("GET", "/host/slots/new"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
+    # station = X: host_y may not create slots at X (its form has no such choice).
+    ("POST", "/host/slots/new"): row(
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, INVALID, FORBIDDEN,
+        data={"station": "{station_x}", "package": "{package}", "day": "{day_in_10}", "start": "09:00",
+              "end": "11:00", "capacity": "20", "max_groups": "", "note": ""}),
+    ("GET", "/host/series/new"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
+    ("POST", "/host/series/new"): row(
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, INVALID, FORBIDDEN,
+        data={"station": "{station_x}", "package": "{package}", "kind": "weekly", "weekdays": "2",
+              "week_of_month": "1", "weekday": "0", "first_day": "{day_in_10}", "last_day": "{day_in_40}",
+              "times": "09:00", "duration_minutes": "120", "capacity": "20", "max_groups": "", "note": "",
+              "action": "save"}),
+    ("GET", "/host/slots/<int:slot_id>"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN),
+    ("POST", "/host/slots/<int:slot_id>/edit"): row(
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN,
+        data={"day": "{day_in_7}", "start": "14:00", "end": "16:00", "capacity": "25", "max_groups": "",
+              "note": "改到下午"}),
+    ("POST", "/host/slots/<int:slot_id>/capacity"): row(
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN, data={"capacity": "40"}),
+    ("POST", "/host/slots/<int:slot_id>/close"): row(LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN),
+    ("POST", "/host/slots/<int:slot_id>/reopen"): row(
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN, args={"slot_id": "closed_slot"}),
+    ("POST", "/host/slots/<int:slot_id>/cancel"): row(
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN, data={"reason": "场地临时关闭"}),
+    ("GET", "/host/slots/<int:slot_id>/roster"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN),
+    ("GET", "/host/slots/<int:slot_id>/roster.csv"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN),
+    ("GET", "/host/slots/<int:slot_id>/roster.xlsx"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN),
+    ("POST", "/host/slots/<int:slot_id>/no-shows"): row(
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN, args={"slot_id": "past_slot"}),
+    ("GET", "/host/slots/<int:slot_id>/check-in"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN),
+    # -- statistics --------------------------------------------------------------------------
+    ("GET", "/host/stats"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
+    ("GET", "/host/stats/<table>.xlsx"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
+    ("GET", "/admin/stats"): row(LOGIN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    ("GET", "/admin/stats/<table>.xlsx"): row(LOGIN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+}
+
+
+# -- the dataset -------------------------------------------------------------------------------
+
+class World:
+    """Two organisations, two stations with one host each, an admin, and bookings of A at X."""
+
+    def __init__(self):
+        now = clock.now()
+        self.station_x = f.create_station(name="矩阵测试站X")
+        self.station_y = f.create_station(name="矩阵测试站Y")
+        self.campaign = f.create_campaign()
+        self.package = f.create_package(stations=[self.station_x, self.station_y], category=Category.THEORY,
+                                        campaign=self.campaign)
+        self.org_a = f.create_organisation(name="矩阵测试A支部")
+        self.org_b = f.create_organisation(name="矩阵测试B支部")
+        self.sec_a = f.create_secretary(username="matrix_sec_a", organisation=self.org_a)
+        self.sec_b = f.create_secretary(username="matrix_sec_b", organisation=self.org_b)
+        self.host_x = f.create_host(username="matrix_host_x", stations=[self.station_x])
+        self.host_y = f.create_host(username="matrix_host_y", stations=[self.station_y])
+        self.admin = f.create_admin(username="matrix_admin")
+        self.slot = f.create_slot(package=self.package, station=self.station_x,
+                                  starts_at=now + timedelta(days=7), capacity=30)
+        self.slot_y = f.create_slot(package=self.package, station=self.station_y,
+                                    starts_at=now + timedelta(days=7), capacity=30)
+        self.closed_slot = f.create_slot(package=self.package, station=self.station_x,
+                                         starts_at=now + timedelta(days=8), status=SlotStatus.CLOSED)
+        self.today_slot = f.create_slot(package=self.package, station=self.station_x,
+                                        starts_at=now + timedelta(hours=2))
+        self.past_slot = f.create_slot(package=self.package, station=self.station_x,
+                                       starts_at=now - timedelta(days=2))
+        self.booking = f.create_booking(slot=self.slot, organisation=self.org_a, status=BookingStatus.PENDING)
+        self.confirmed = f.create_booking(slot=self.today_slot, organisation=self.org_a, headcount=8)
+        self.attended = f.create_booking(slot=self.past_slot, organisation=self.org_a,
+                                         status=BookingStatus.ATTENDED, attended_headcount=8)
+        self.booking_b = f.create_booking(slot=self.slot_y, organisation=self.org_b)
+        from blueprints.feeds import services as feed_services
+        from blueprints.host import checkin
+
+        self.feed_token = feed_services.subscriptions_for(self.sec_a)[0].token
+        feed_services.subscriptions_for(self.host_x)
+        self.checkin_token = checkin.checkin_token(self.confirmed)
+        db.session.commit()
+
+    def user(self, role: str):
+        return None if role == "anon" else getattr(self, role)
+
+    def placeholders(self) -> dict[str, str]:
+        today = clock.today()
+        return {
+            "org_a": str(self.org_a.id), "org_b": str(self.org_b.id),
+            "station_x": str(self.station_x.id), "station_y": str(self.station_y.id),
+            "package": str(self.package.id), "slot": str(self.slot.id),
+            **{f"day_in_{n}": (today + timedelta(days=n)).isoformat() for n in (7, 10, 40)},
+        }
+
+
+@pytest.fixture
+def fast_passwords(monkeypatch):
+    """Every dataset has six users; hash the one test password once instead of 6 × per rebuild."""
+    from blueprints.accounts import models
+
+    cache: dict[tuple, str] = {}
+    real = models.generate_password_hash
+
+    def cached(password, *args, **kwargs):
+        key = (password, args, tuple(sorted(kwargs.items())))
+        if key not in cache:
+            cache[key] = real(password, *args, **kwargs)
+        return cache[key]
+
+    monkeypatch.setattr(models, "generate_password_hash", cached)
+
+
+def fresh_world() -> World:
+    _empty_database()
+    return World()
+
+
+def client_as(app, user):
+    """A new client, logged in by its session cookie (the login form itself is tested elsewhere)."""
+    client = app.test_client()
+    if user is not None:
+        # Flask-Login's "strong" session protection wants the client's address and user agent too.
+        with app.test_request_context(environ_base=client.environ_base):
+            identifier = login_manager._session_identifier_generator()
+        with client.session_transaction() as session:
+            session["_user_id"] = user.get_id()
+            session["_fresh"] = True
+            session["_id"] = identifier
+    return client
+
+
+# -- filling URL rules -------------------------------------------------------------------------
+
+def argument_value(world: World, rule, name: str, overrides: dict[str, str]):
+    if name in overrides:
+        target = getattr(world, overrides[name])
+        return target.id if hasattr(target, "id") else target
+    path = rule.rule
+    if name == "booking_id":
+        return world.booking.id
+    if name == "slot_id":
+        return world.slot.id
+    if name == "package_id":
+        return world.package.id
+    if name == "station_id":
+        return world.station_x.id
+    if name == "campaign_id":
+        return world.campaign.id
+    if name == "organisation_id":
+        return world.org_a.id
+    if name == "user_id":
+        return world.sec_a.id
+    if name == "token":
+        if path.startswith("/feeds/"):
+            return world.feed_token
+        if "check-in" in path:
+            return world.checkin_token
+    if name == "table":
+        return "categories"
+    raise AssertionError(f"tests/test_authz_matrix.py does not know how to fill <{name}> of {path}: "
+                         "teach argument_value() or give args= in its ROUTES entry")
+
+
+def build_path(world: World, rule, overrides: dict[str, str]) -> str:
+    from flask import url_for
+
+    values = {name: argument_value(world, rule, name, overrides) for name in rule.arguments}
+    return url_for(rule.endpoint, _method=None, **values).replace("http://localhost", "")
+
+
+def routes_in_url_map(app) -> dict[tuple[str, str], object]:
+    found = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            found[(method, rule.rule)] = rule
+    return found
+
+
+def snapshot() -> dict[str, list]:
+    """Every row of every table, so that "nothing changed" means exactly that."""
+    db.session.expire_all()
+    state = {}
+    for table in db.metadata.sorted_tables:
+        rows = db.session.execute(sa.select(table)).all()
+        state[table.name] = sorted((tuple(r) for r in rows), key=repr)
+    db.session.rollback()
+    return state
+
+
+def fill(data: dict[str, str], world: World) -> dict[str, str]:
+    values = world.placeholders()
+    return {key: value.format(**values) for key, value in data.items()}
+
+
+def request_as(app, world: World, role: str, method: str, rule, entry: Entry):
+    client = client_as(app, world.user(role))
+    path = build_path(world, rule, entry.args)
+    return path, client.open(path, method=method, data=fill(entry.data, world) if method != "GET" else None)
+
+
+def _diff(before: dict, after: dict) -> str:
+    return ", ".join(name for name in before if before[name] != after.get(name)) or "(new tables)"
+
+
+# -- the tests ---------------------------------------------------------------------------------
+
+def test_every_route_has_an_entry(app):
+    missing = sorted(set(routes_in_url_map(app)) - set(ROUTES))
+    assert not missing, "routes without an authorisation entry:\n" + "\n".join(
+        f"  {method} {path}: add it to ROUTES in tests/test_authz_matrix.py" for method, path in missing)
+
+
+def test_every_entry_has_a_route(app):
+    stale = sorted(set(ROUTES) - set(routes_in_url_map(app)))
+    assert not stale, "ROUTES entries without a route (remove them from tests/test_authz_matrix.py):\n" + \
+        "\n".join(f"  {method} {path}" for method, path in stale)
+
+
+@pytest.mark.parametrize(("method", "rule_text"), sorted(ROUTES), ids=[f"{m} {p}" for m, p in sorted(ROUTES)])
+def test_route_answers_each_role_as_the_table_says(app, frozen_now, fast_passwords, method, rule_text):
+    rule = routes_in_url_map(app).get((method, rule_text))
+    if rule is None:
+        pytest.skip("no such route (test_every_entry_has_a_route says so)")
+    entry = ROUTES[(method, rule_text)]
+    failures = []
+    world, changed = fresh_world(), False
+    for role in ROLES:
+        if changed:
+            world = fresh_world()  # the previous role's request succeeded and may have changed the scene
+        before = snapshot()
+        path, response = request_as(app, world, role, method, rule, entry)
+        got, expected = classify(response), entry.expected[role]
+        if got != expected:
+            failures.append(f"{role}: {method} {path} answered {response.status_code} ({got}), expected {expected}")
+        after = snapshot()
+        changed = after != before
+        if changed and (got not in SUCCESS or expected not in SUCCESS):
+            failures.append(f"{role}: {method} {path} was refused ({got}) but changed rows in {_diff(before, after)}")
+    assert not failures, "\n".join(failures)
