@@ -17,7 +17,7 @@ from blueprints.core.i18n import select_locale, select_timezone, translation_dir
 from blueprints.core.logging import configure_logging
 
 # Each feature package has a ``routes.py`` that defines ``bp`` (or a list ``blueprints``).
-FEATURES = ("core", "accounts", "menu", "booking", "host", "feeds", "admin", "catalogue", "demo")
+FEATURES = ("core", "accounts", "menu", "booking", "host", "feeds", "admin", "catalogue", "directory", "demo")
 
 
 def create_app(test_config: dict | None = None) -> Flask:

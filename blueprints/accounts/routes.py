@@ -33,6 +33,29 @@ def load_user(user_id: str):
     return user
 
 
+# What a user who must choose a new password may still reach (everything else leads to the form).
+PASSWORD_CHANGE_EXEMPT = {"accounts.change_password", "accounts.logout", "accounts.login", "static",
+                          "core.set_language", "core.healthz", "core.robots"}
+
+
+@bp.before_app_request
+def require_password_change():
+    """After an administrator issued a one-time password (or for demo passwords outside demo
+    mode), every page asks for a new password first; demo mode lets the flag be, as the login does."""
+    if request.endpoint in PASSWORD_CHANGE_EXEMPT or request.endpoint is None:
+        return None
+    if not current_user.is_authenticated or not current_user.must_change_password:
+        return None
+    if current_app.config.get("DEMO_MODE"):
+        return None
+    target = url_for("accounts.change_password")
+    if getattr(request, "htmx", None):
+        response = current_app.response_class(status=204)
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target)
+
+
 def home_for(user: User) -> str:
     if user.is_host and "host.dashboard" in current_app.view_functions:
         return url_for("host.dashboard")
@@ -95,6 +118,9 @@ def change_password():
     if form.validate_on_submit():
         if not current_user.check_password(form.current_password.data):
             form.current_password.errors.append(_("The current password is wrong."))
+            status = 422
+        elif form.new_password.data == form.current_password.data:
+            form.new_password.errors.append(_("Choose a password different from the current one."))
             status = 422
         else:
             current_user.set_password(form.new_password.data)

@@ -1,0 +1,1 @@
+"""The district's directory: organisations (with spreadsheet import and export) and accounts."""
