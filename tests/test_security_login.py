@@ -13,7 +13,7 @@ import pytest
 
 from app import create_app
 from blueprints.core.extensions import db
-from blueprints.demo.loader import DEMO_PASSWORD, load_demo
+from blueprints.demo.loader import DEMO_PASSWORD
 
 from . import factories
 from .conftest import SessionIsolatingClient, app_config
@@ -234,15 +234,22 @@ def test_session_from_another_client_identity_is_dropped_strong_protection(app, 
 
 # -- demo passwords --------------------------------------------------------------------------
 
-def test_demo_accounts_must_change_the_password_outside_demo_mode_secretary(client):
-    load_demo(branches=1)
+def _demo_load_command(app):
+    result = app.test_cli_runner().invoke(args=["demo", "load", "--branches", "1"])
+    assert result.exit_code == 0, result.output
+
+
+def test_demo_accounts_must_change_the_password_outside_demo_mode_secretary(app, client):
+    _demo_load_command(app)
     response = client.post("/login", data={"username": "sec1", "password": DEMO_PASSWORD})
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/account/password")
+    # Every other page leads to the form until the password is changed.
+    assert client.get("/bookings").headers["Location"].endswith("/account/password")
 
 
 def test_demo_accounts_stay_usable_in_demo_mode_admin(app, client, monkeypatch):
-    load_demo(branches=1)
+    _demo_load_command(app)
     monkeypatch.setitem(app.config, "DEMO_MODE", True)
     response = client.post("/login", data={"username": "admin", "password": DEMO_PASSWORD})
     assert response.status_code == 302

@@ -35,15 +35,19 @@ def _get_or_create(model, defaults: dict | None = None, **keys):
     return instance
 
 
-def load_demo(branches: int = 12, today: date | None = None) -> dict:
-    """Create the demo district. Returns counts of what exists afterwards."""
+def load_demo(branches: int = 12, today: date | None = None, require_password_change: bool = False) -> dict:
+    """Create the demo district. Returns counts of what exists afterwards.
+
+    ``require_password_change`` (``flask demo load`` sets it) marks new demo accounts: their
+    password is printed on the login page, so outside DEMO_MODE it must be changed at first login.
+    """
     today = today or clock.today()
     campaigns = _load_campaigns(today)
     stations = _load_stations()
     packages = _load_packages(campaigns, stations)
     organisations = _load_organisations(branches)
     db.session.flush()
-    _load_accounts(stations, organisations)
+    _load_accounts(stations, organisations, require_password_change)
     slots = _load_slots(packages, today)
     db.session.flush()
     _load_bookings(slots, organisations)
@@ -144,22 +148,20 @@ def _load_organisations(branches: int) -> list[Organisation]:
     return organisations
 
 
-def _demo_user(username: str, display_name: str, role: Role, **fields) -> User:
+def _demo_user(username: str, display_name: str, role: Role, must_change: bool, **fields) -> User:
     user = db.session.scalar(select(User).where(User.username == username))
     if user is None:
-        # The demo password is printed on the login page: outside DEMO_MODE it must be changed
-        # at first login (in demo mode the login route lets it be).
-        user = User(username=username, display_name=display_name, role=role, must_change_password=True,
+        user = User(username=username, display_name=display_name, role=role, must_change_password=must_change,
                     **fields)
         user.set_password(DEMO_PASSWORD)
         db.session.add(user)
     return user
 
 
-def _load_accounts(stations, organisations) -> None:
-    _demo_user("admin", "区委组织部管理员", Role.ADMIN)
+def _load_accounts(stations, organisations, must_change: bool) -> None:
+    _demo_user("admin", "区委组织部管理员", Role.ADMIN, must_change)
     for number, station in enumerate(stations, start=1):
-        host = _demo_user(f"host{number}", f"{station.name}管理员", Role.HOST)
+        host = _demo_user(f"host{number}", f"{station.name}管理员", Role.HOST, must_change)
         if station not in host.stations:
             host.stations.append(station)
     for number, organisation in enumerate(organisations, start=1):
@@ -167,6 +169,7 @@ def _load_accounts(stations, organisations) -> None:
             f"sec{number}",
             f"{organisation.secretary_name}（{organisation.name}）",
             Role.SECRETARY,
+            must_change,
             organisation=organisation,
             phone=organisation.secretary_phone,
         )

@@ -30,6 +30,7 @@ def load_command(branches: int, if_empty: bool, scale: str, factor: float):
     if if_empty and not database_is_empty():
         click.echo("database already has data; demo not loaded")
         return
-    counts = load_demo(branches=branches)
+    # Demo passwords are public: outside DEMO_MODE they must be changed at first login.
+    counts = load_demo(branches=branches, require_password_change=True)
     click.echo("demo data: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     click.echo("accounts: admin, host1…, sec1… (password: partyday)")
