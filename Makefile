@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: run test deps test-deps translations db screenshots clean
+.PHONY: run test deps test-deps translations db screenshots clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ run: db
 test: test-deps
 	$(BIN)/python -m blueprints.core.i18n
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmark on PostgreSQL (not part of `make test`): city-scale data, production gunicorn, wrk.
+bench: translations
+	@command -v wrk >/dev/null || apt-get install -y -q wrk
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
