@@ -7,6 +7,7 @@ change with a BookingEvent, and commits. Refusals raise :class:`BookingError` an
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ from sqlalchemy.orm import joinedload
 
 from blueprints.accounts.models import User
 from blueprints.admin.quotas import quota_refusal
-from blueprints.catalog.models import Package, Slot, SlotStatus, Station
+from blueprints.catalog.models import Package, Slot, SlotStatus, Station, package_stations
 from blueprints.core import clock
 from blueprints.core.db import lock_rows, start_write_transaction
 from blueprints.core.extensions import db
@@ -26,8 +27,9 @@ from .capacity import availability
 from .models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingEvent, BookingStatus
 from .notifications import notify
 
-MOBILE = re.compile(r"^1[3-9]\d{9}$")
-LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}(-\d{1,6})?$")
+# [0-9], not \d: \d would also accept Arabic-Indic and other Unicode digits.
+MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
+LANDLINE = re.compile(r"^0[0-9]{2,3}-?[0-9]{7,8}(-[0-9]{1,6})?$")
 CHANGEABLE = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
 
 
@@ -56,7 +58,8 @@ class BookingRequest:
 
 
 def normalise_phone(phone: str) -> str:
-    return re.sub(r"[\s()（）]", "", phone or "")
+    # NFKC turns the full-width digits and dashes of Chinese input methods into ASCII ones.
+    return re.sub(r"[\s()]", "", unicodedata.normalize("NFKC", phone or ""))
 
 
 def is_valid_phone(phone: str) -> bool:
@@ -81,6 +84,8 @@ def visible_booking(user: User, booking_id: int) -> Booking:
 
 
 def may_see(user: User, booking: Booking) -> bool:
+    if not user.active:
+        return False
     if user.is_admin:
         return True
     if user.is_secretary:
@@ -102,7 +107,7 @@ def slot_refusal(slot: Slot) -> str | None:
         return _("This slot has been cancelled.")
     if slot.status is SlotStatus.CLOSED:
         return _("Booking for this slot is closed.")
-    if not slot.station.active or not slot.package.active:
+    if not slot.station.active or not slot.package.active or not _offered_at(slot):
         return _("This package is no longer offered here.")
     if clock.now() >= slot.starts_at:
         return _("This slot has already started.")
@@ -110,6 +115,16 @@ def slot_refusal(slot: Slot) -> str | None:
         return _("Booking closed %(hours)s hours before the start. Please call the station: %(phone)s.",
                  hours=slot.station.booking_cutoff_hours, phone=slot.station.phone or "—")
     return None
+
+
+def _offered_at(slot: Slot) -> bool:
+    """The slot's package is still on its station's menu."""
+    return bool(db.session.scalar(
+        sa.select(sa.literal(True)).select_from(package_stations).where(
+            package_stations.c.package_id == slot.package_id,
+            package_stations.c.station_id == slot.station_id,
+        )
+    ))
 
 
 def active_booking_of(organisation_id: int, slot_id: int) -> Booking | None:
@@ -180,7 +195,7 @@ def _check_group_size(package: Package, headcount: int) -> None:
 
 def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bool = False) -> Booking:
     """Book ``slot_id`` for the user's organisation: confirmed, pending approval, or waitlisted."""
-    if not user.is_secretary or user.organisation_id is None:
+    if not user.active or not user.is_secretary or user.organisation_id is None:
         raise NotAllowed()
     if not request.contact_name.strip():
         raise BookingError(_("Please give a contact name."), "contact_name")
@@ -226,17 +241,13 @@ def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bo
         status=status,
         revision=0,
     )
-    db.session.add(booking)
-    record(booking, status, user, "created")
-    db.session.flush()
-    notify(status.value, booking)
-    if status is BookingStatus.PENDING:
-        notify("new_pending", booking)
-    return _commit(booking, organisation_id, slot.id)
-
-
-def _commit(booking: Booking, organisation_id: int, slot_id: int) -> Booking:
     try:
+        db.session.add(booking)
+        record(booking, status, user, "created")
+        db.session.flush()
+        notify(status.value, booking)
+        if status is BookingStatus.PENDING:
+            notify("new_pending", booking)
         db.session.commit()
     except IntegrityError:
         # The partial unique index caught a concurrent double booking.
