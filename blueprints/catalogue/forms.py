@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from wtforms import (BooleanField, DateField, IntegerField, SelectField, SelectMultipleField, StringField,
                      TextAreaField)
+from wtforms.fields.choices import SelectChoice as C
 from wtforms.validators import Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -19,7 +20,7 @@ PERIOD_LABELS = {
     QuotaPeriod.QUARTER: _l("per quarter"),
     QuotaPeriod.YEAR: _l("per year"),
 }
-STATUS_CHOICES = [("", _l("Active and inactive")), ("active", _l("Active only")), ("inactive", _l("Inactive only"))]
+STATUS_CHOICES = [C("", _l("Active and inactive")), C("active", _l("Active only")), C("inactive", _l("Inactive only"))]
 
 
 def optional_int(value):
@@ -34,8 +35,8 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 def category_choices(blank=None):
-    choices = [(c.value, c.label) for c in Category]
-    return [("", blank)] + choices if blank else choices
+    choices = [C(c.value, c.label) for c in Category]
+    return [C("", blank)] + choices if blank else choices
 
 
 class StationForm(BaseForm):
@@ -52,7 +53,7 @@ class StationForm(BaseForm):
     hosts = MultiCheckboxField(_l("Hosts"), coerce=int, validate_choice=False)
 
     def set_choices(self, hosts):
-        self.hosts.choices = [(h.id, f"{h.display_name}（{h.username}）" + ("" if h.active else " ✕"))
+        self.hosts.choices = [C(h.id, f"{h.display_name}（{h.username}）" + ("" if h.active else " ✕"))
                               for h in hosts]
 
 
@@ -78,9 +79,9 @@ class PackageForm(BaseForm):
 
     def set_choices(self, campaigns, stations):
         self.category.choices = category_choices(blank=_l("Choose…"))
-        self.campaign.choices = [("", _l("No campaign"))] + [(c.id, c.name) for c in campaigns]
+        self.campaign.choices = [C("", _l("No campaign"))] + [C(c.id, c.name) for c in campaigns]
         self.stations.choices = [
-            (s.id, f"{s.name}" + (f" · {s.subdistrict}" if s.subdistrict else "") + ("" if s.active else " ✕"))
+            C(s.id, f"{s.name}" + (f" · {s.subdistrict}" if s.subdistrict else "") + ("" if s.active else " ✕"))
             for s in stations]
 
 
@@ -93,13 +94,13 @@ class QuotaForm(BaseForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.category.choices = category_choices(blank=_l("Choose…"))
-        self.period.choices = [("", _l("Choose…"))] + [(p.value, PERIOD_LABELS[p]) for p in QuotaPeriod]
+        self.period.choices = [C("", _l("Choose…"))] + [C(p.value, PERIOD_LABELS[p]) for p in QuotaPeriod]
 
 
 class ActiveForm(BaseForm):
     """The toggle in a list row: ``active`` is 1 or 0."""
 
-    active = SelectField(_l("Active"), choices=[("1", _l("Active")), ("0", _l("Inactive"))])
+    active = SelectField(_l("Active"), choices=[C("1", _l("Active")), C("0", _l("Inactive"))])
 
 
 # -- GET filter forms (no CSRF: they change nothing and the URL can be shared) --------------------
@@ -122,7 +123,7 @@ class PackageFilterForm(_Filter):
 
     def set_choices(self, campaigns):
         self.category.choices = category_choices(blank=_l("All categories"))
-        self.campaign.choices = [("", _l("All campaigns"))] + [(c.id, c.name) for c in campaigns]
+        self.campaign.choices = [C("", _l("All campaigns"))] + [C(c.id, c.name) for c in campaigns]
 
 
 class QuotaFilterForm(_Filter):
@@ -146,13 +147,13 @@ class AuditFilterForm(_Filter):
     def set_choices(self, stations):
         bookings, slots = _l("Bookings"), _l("Slots")
         self.what.choices = (
-            [("", _l("Everything")), ("booking:", _l("Every booking event"))]
-            + [(f"booking:{key}", f"{bookings} · {label}") for key, label in BOOKING_ACTIONS.items()]
-            + [("slot:", _l("Every slot event"))]
-            + [(f"slot:{key}", f"{slots} · {label}") for key, label in SLOT_ACTIONS.items()]
+            [C("", _l("Everything")), C("booking:", _l("Every booking event"))]
+            + [C(f"booking:{key}", f"{bookings} · {label}") for key, label in BOOKING_ACTIONS.items()]
+            + [C("slot:", _l("Every slot event"))]
+            + [C(f"slot:{key}", f"{slots} · {label}") for key, label in SLOT_ACTIONS.items()]
         )
-        self.status.choices = [("", _l("Any"))] + [(s.value, s.label) for s in BookingStatus]
-        self.station.choices = [("", _l("All stations"))] + [(s.id, s.name) for s in stations]
+        self.status.choices = [C("", _l("Any"))] + [C(s.value, s.label) for s in BookingStatus]
+        self.station.choices = [C("", _l("All stations"))] + [C(s.id, s.name) for s in stations]
 
     def validate_date_to(self, field):
         if field.data and self.date_from.data and field.data < self.date_from.data:

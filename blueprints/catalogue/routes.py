@@ -45,6 +45,8 @@ def _or_404(model, row_id: int):
 
 def _show_errors(form, errors: dict[str, str]) -> None:
     for name, message in errors.items():
+        if not message:  # the form's own parse error is already on the field
+            continue
         if name and name in form:
             form[name].errors = list(form[name].errors) + [message]
         else:
@@ -139,10 +141,9 @@ def _save_station(station):
         if station:
             form.hosts.data = [h.id for h in station.hosts]
         return _station_form_page(form, station)
-    if not form.validate():
-        return _station_form_page(form, station, 422)
+    form.validate()
     try:
-        saved = services.save_station(station, _station_data(form))
+        saved = services.save_station(station, _station_data(form), invalid=form.errors)
     except CatalogueError as exc:
         _show_errors(form, exc.errors)
         return _station_form_page(form, station, 422)
@@ -227,12 +228,11 @@ def _save_campaign(campaign):
     form = CampaignForm(obj=campaign) if campaign else CampaignForm(active=True)
     if request.method == "GET":
         return _campaign_form_page(form, campaign)
-    if not form.validate():
-        return _campaign_form_page(form, campaign, 422)
+    form.validate()
     try:
         saved = services.save_campaign(campaign, services.CampaignData(
             name=form.name.data, starts_on=form.starts_on.data, ends_on=form.ends_on.data,
-            description=form.description.data, active=form.active.data))
+            description=form.description.data, active=form.active.data), invalid=form.errors)
     except CatalogueError as exc:
         _show_errors(form, exc.errors)
         return _campaign_form_page(form, campaign, 422)
@@ -302,14 +302,14 @@ def _save_package(package):
         if package:
             form.stations.data = keep
         return _package_form_page(form, package)
-    if not form.validate():
-        return _package_form_page(form, package, 422)
+    form.validate()
     try:
         saved = services.save_package(package, services.PackageData(
             category=form.category.data or "", title=form.title.data, summary=form.summary.data,
             description=form.description.data, duration_minutes=form.duration_minutes.data,
             min_group_size=form.min_group_size.data, max_group_size=form.max_group_size.data,
-            campaign_id=form.campaign.data, station_ids=form.stations.data or [], active=form.active.data))
+            campaign_id=form.campaign.data, station_ids=form.stations.data or [], active=form.active.data),
+            invalid=form.errors)
     except CatalogueError as exc:
         _show_errors(form, exc.errors)
         return _package_form_page(form, package, 422)
@@ -371,12 +371,11 @@ def _save_quota(quota):
         form = QuotaForm(organisation=request.args.get("organisation", ""))
     if request.method == "GET":
         return _quota_form_page(form, quota)
-    if not form.validate():
-        return _quota_form_page(form, quota, 422)
+    form.validate()
     try:
         saved = services.save_quota(quota, services.QuotaData(
             organisation=form.organisation.data or "", category=form.category.data or "",
-            period=form.period.data or "", max_bookings=form.max_bookings.data))
+            period=form.period.data or "", max_bookings=form.max_bookings.data), invalid=form.errors)
     except CatalogueError as exc:
         _show_errors(form, exc.errors)
         return _quota_form_page(form, quota, 422)

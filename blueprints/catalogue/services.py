@@ -47,9 +47,17 @@ class Referenced(Exception):
 
 # -- shared checks ------------------------------------------------------------------------------
 
+def _unparsed(invalid) -> dict[str, str]:
+    """Fields the form could not even parse (it shows their message): checked no further, and
+    their presence alone stops the save, while every other field is still checked."""
+    return {name: "" for name in invalid}
+
+
 def _text(errors: dict, name: str, value: str | None, max_length: int, required_message: str | None = None) -> str:
     value = (value or "").strip()
-    if required_message and not value:
+    if name in errors:
+        pass
+    elif required_message and not value:
         errors[name] = required_message
     elif len(value) > max_length:
         errors[name] = _("At most %(max)s characters.", max=max_length)
@@ -104,8 +112,8 @@ def host_choices() -> list[User]:
     ))
 
 
-def save_station(station: Station | None, data: StationData) -> Station:
-    errors: dict[str, str] = {}
+def save_station(station: Station | None, data: StationData, invalid=()) -> Station:
+    errors: dict[str, str] = _unparsed(invalid)
     own_id = station.id if station else None
     name = _text(errors, "name", data.name, 120, _("Please give the station a name."))
     if "name" not in errors and _name_taken(Station, Station.name, name, own_id):
@@ -254,8 +262,8 @@ class CampaignData:
     active: bool = True
 
 
-def save_campaign(campaign: Campaign | None, data: CampaignData) -> Campaign:
-    errors: dict[str, str] = {}
+def save_campaign(campaign: Campaign | None, data: CampaignData, invalid=()) -> Campaign:
+    errors: dict[str, str] = _unparsed(invalid)
     name = _text(errors, "name", data.name, 120, _("Please give the campaign a name."))
     if "name" not in errors and _name_taken(Campaign, Campaign.name, name, campaign.id if campaign else None):
         errors["name"] = _("Another campaign is already called “%(name)s”.", name=name)
@@ -323,8 +331,8 @@ def station_choices(keep_ids=()) -> list[Station]:
     ))
 
 
-def save_package(package: Package | None, data: PackageData) -> Package:
-    errors: dict[str, str] = {}
+def save_package(package: Package | None, data: PackageData, invalid=()) -> Package:
+    errors: dict[str, str] = _unparsed(invalid)
     try:
         category = Category(data.category)
     except ValueError:
@@ -419,8 +427,8 @@ def organisation_suggestions(q: str, limit: int = 20) -> list[Organisation]:
     ))
 
 
-def save_quota(quota: Quota | None, data: QuotaData) -> Quota:
-    errors: dict[str, str] = {}
+def save_quota(quota: Quota | None, data: QuotaData, invalid=()) -> Quota:
+    errors: dict[str, str] = _unparsed(invalid)
     organisation = quota.organisation if quota else organisation_named(data.organisation)
     if organisation is None:
         if (data.organisation or "").strip():
