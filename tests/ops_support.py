@@ -74,6 +74,18 @@ def flask_cli(*args: str, database_url: str, check: bool = True, **env) -> subpr
     return result
 
 
+def flask_db_upgrade(database_url: str) -> None:
+    """``flask db upgrade`` (the command itself, run in this process: a subprocess would spend
+    seconds importing the app again) on the database at ``database_url``."""
+    app = make_app(database_url)
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        from blueprints.core.extensions import db
+
+        db.engine.dispose()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

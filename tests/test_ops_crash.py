@@ -23,7 +23,7 @@ from .ops_support import (
     Gunicorn,
     Secretary,
     booking_id_from,
-    flask_cli,
+    flask_db_upgrade,
     fresh_postgres_database,
     invariant_violations,
     make_app,
@@ -120,7 +120,7 @@ def _client_script(secretary: Secretary, base_url: str, slot_ids: list[int], tal
 
 
 def test_killing_workers_during_a_booking_rush_leaves_consistent_bookings(database_url, tmp_path):
-    flask_cli("db", "upgrade", database_url=database_url)
+    flask_db_upgrade(database_url)
     slot_ids = _seed(database_url)
     server = Gunicorn(database_url, tmp_path, "crash", workers=WORKERS).start().wait_ready()
     tally = Tally()

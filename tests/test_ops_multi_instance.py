@@ -16,7 +16,7 @@ from .ops_support import (
     Gunicorn,
     Secretary,
     booking_id_from,
-    flask_cli,
+    flask_db_upgrade,
     fresh_postgres_database,
     invariant_violations,
     make_app,
@@ -42,7 +42,7 @@ def app_ctx():
 def cluster(tmp_path_factory):
     redis_url = os.environ.get("TEST_REDIS_URL")
     with fresh_postgres_database("ops_multi") as url:
-        flask_cli("db", "upgrade", database_url=url)
+        flask_db_upgrade(url)
         app = make_app(url)
         with app.app_context():
             from blueprints.core.extensions import db
