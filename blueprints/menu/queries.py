@@ -117,10 +117,12 @@ def upcoming_slots(package_ids: list[int], filters: MenuFilters, per_package: in
         .where(Slot.package_id.in_(package_ids), *_slot_conditions(filters, True))
         .subquery()
     )
+    # The ids first, then the slots by primary key: joined to the window query in one statement,
+    # PostgreSQL cannot tell how few rows ``rank <= n`` keeps and scans every slot (bench/RESULTS.md).
+    slot_ids = db.session.scalars(sa.select(ranked.c.slot_id).where(ranked.c.rank <= per_package)).all()
     slots = db.session.scalars(
         sa.select(Slot)
-        .join(ranked, ranked.c.slot_id == Slot.id)
-        .where(ranked.c.rank <= per_package)
+        .where(Slot.id.in_(slot_ids))
         .order_by(Slot.starts_at, Slot.id)
         .options(joinedload(Slot.station))
     ).all()
