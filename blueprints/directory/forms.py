@@ -30,10 +30,11 @@ class OrganisationFilterForm(BaseForm):
     kind = SelectField(_l("Kind"), validators=[Optional()])
     subdistrict = SelectField(_l("Subdistrict or town"), validators=[Optional()])
     parent = SelectField(_l("Parent organisation"), validators=[Optional()])
-    status = SelectField(_l("Status"), choices=_status_choices(), default="active", validators=[Optional()])
+    status = SelectField(_l("Status"), default="active", validators=[Optional()])
 
     def __init__(self, *args, subdistricts=(), parents=(), **kwargs):
         super().__init__(*args, **kwargs)
+        self.status.choices = _status_choices()
         self.kind.choices = _kind_choices(blank=_l("All kinds"))
         self.subdistrict.choices = [("", _l("All subdistricts"))] + [(s, s) for s in subdistricts]
         self.parent.choices = [("", _l("Any parent"))] + [(str(i), n) for i, n in parents]
@@ -72,10 +73,11 @@ class AccountFilterForm(BaseForm):
 
     q = StringField(_l("Search"), validators=[Optional(), Length(max=100)])
     role = SelectField(_l("Role"), validators=[Optional()])
-    status = SelectField(_l("Status"), choices=_status_choices(), default="active", validators=[Optional()])
+    status = SelectField(_l("Status"), default="active", validators=[Optional()])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.status.choices = _status_choices()
         self.role.choices = [("", _l("All roles"))] + [(r.value, ROLE_LABELS[r]) for r in Role]
 
 
