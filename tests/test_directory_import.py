@@ -297,3 +297,11 @@ def test_import_preview_query_count_is_bounded(client, admin, count_queries):
         html = upload(client, csv_bytes(rows)).get_data(as_text=True)
     assert "第199党支部" in html
     assert counter.count <= 12, counter.statements
+
+
+def test_preview_too_big_for_the_form_field_is_refused_at_upload(app, client, admin, monkeypatch):
+    monkeypatch.setitem(app.config, "MAX_FORM_MEMORY_SIZE", 10_500)
+    rows = [[f"第{n}个很长很长的党支部名称{n * 7919}", "党支部", "", "", str(n), "", ""] for n in range(400)]
+    response = upload(client, csv_bytes(rows))
+    assert response.status_code == 413
+    assert "请拆分成几个文件" in response.get_data(as_text=True)

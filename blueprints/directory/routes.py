@@ -191,6 +191,9 @@ def import_organisations():
         return _upload_page([str(e) for e in errors], 422)
     confirm = ImportConfirmForm(formdata=None)
     confirm.rows.data = importer.sign_rows(parsed, current_user.id, upload.filename)
+    if len(confirm.rows.data) > current_app.config.get("MAX_FORM_MEMORY_SIZE", 500_000) - 10_000:
+        # The preview travels back in a form field, which the server accepts only up to this size.
+        return _upload_page([_("The file has too much text for one import. Please split it into several files.")], 413)
     confirm.invite_secretaries.data = False
     return _no_store(make_response(render_template(
         "directory/import_preview.html", plan=plan, form=confirm, filename=upload.filename,
