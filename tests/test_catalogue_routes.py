@@ -256,6 +256,8 @@ def test_admin_package_list_filters_page_and_fragment(client, admin):
     f.create_package(title="旧的实践包", category=Category.PRACTICE, active=False)
     page = html(client.get("/admin/packages"))
     assert page.count('<tr id="package-') == 3
+    # In menu order: theory study, Party-spirit practice, volunteering.
+    assert page.index("进博·理论学习包") < page.index("旧的实践包") < page.index("进博·志愿服务包")
     assert html(client.get("/admin/packages?category=volunteer")).count('<tr id="package-') == 1
     assert "进博·理论学习包" in html(client.get(f"/admin/packages?campaign={campaign.id}"))
     inactive = html(client.get("/admin/packages?status=inactive", headers=HX))

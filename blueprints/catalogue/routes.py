@@ -81,7 +81,7 @@ def admin_sections() -> list[tuple[str, str, str]]:
         ("stations", _("Stations"), "catalogue.stations"),
         ("campaigns", _("Campaigns"), "catalogue.campaigns"),
         ("packages", _("Packages"), "catalogue.packages"),
-        ("organisations", _("Organisations"), _endpoint_for("/admin/organisations")),
+        ("organisations", _("Organisation directory"), _endpoint_for("/admin/organisations")),
         ("accounts", _("Accounts"), _endpoint_for("/admin/accounts")),
         ("quotas", _("Quotas"), "catalogue.quotas"),
         ("audit", _("Audit trail"), "catalogue.audit"),
@@ -136,7 +136,8 @@ def _station_form_page(form, station, status=200):
 def _save_station(station):
     form = StationForm(obj=station) if station else StationForm(active=True, booking_cutoff_hours=24,
                                                                   cancel_deadline_hours=24)
-    form.set_choices(services.host_choices())
+    current = {h.id for h in station.hosts} if station else set()
+    form.set_choices(sorted(services.host_choices(), key=lambda h: h.id not in current))  # assigned ones first
     if request.method == "GET":
         if station:
             form.hosts.data = [h.id for h in station.hosts]
@@ -297,7 +298,8 @@ def _save_package(package):
     else:
         form = PackageForm(active=True, duration_minutes=120, min_group_size=1, max_group_size=50)
     keep = [s.id for s in package.stations] if package else []
-    form.set_choices(services.all_campaigns(), services.station_choices(keep))
+    stations = sorted(services.station_choices(keep), key=lambda s: s.id not in keep)  # offering ones first
+    form.set_choices(services.all_campaigns(), stations)
     if request.method == "GET":
         if package:
             form.stations.data = keep

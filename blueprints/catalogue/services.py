@@ -387,7 +387,7 @@ def package_page(q: str, category: str, campaign_id: int | None, status: str, pa
     query = (
         sa.select(Package)
         .options(joinedload(Package.campaign), selectinload(Package.stations))
-        .order_by(Package.category, Package.title, Package.id)
+        .order_by(sa.case(*[(Package.category == c, i) for i, c in enumerate(Category)]), Package.title, Package.id)
     )
     q = (q or "").strip()
     if q:
