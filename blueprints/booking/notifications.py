@@ -115,14 +115,21 @@ def _queue_mail(address: str, kind: str, params: dict) -> None:
         body = message_for(kind, params)
     pending = db.session.info.setdefault("pending_mail", [])
     pending.append((address, body))
-    if not db.session.info.get("mail_hook"):
-        db.session.info["mail_hook"] = True
-        sa.event.listen(db.session(), "after_commit", _send_after_commit, once=True)
+    # Listeners stay for the session's life: a once=True listener, once fired, still counts as
+    # registered, so listening again was ignored and later commits of the session sent nothing.
+    session = db.session()
+    if not sa.event.contains(session, "after_commit", _send_after_commit):
+        sa.event.listen(session, "after_commit", _send_after_commit)
+        sa.event.listen(session, "after_rollback", _forget_mail)
+
+
+def _forget_mail(session) -> None:
+    """A rolled-back change must not be mailed by the session's next commit."""
+    session.info.pop("pending_mail", None)
 
 
 def _send_after_commit(session) -> None:
     mails = session.info.pop("pending_mail", [])
-    session.info.pop("mail_hook", None)
     if not mails:
         return
     app = current_app._get_current_object()
@@ -133,10 +140,10 @@ def _send_after_commit(session) -> None:
 def _send_all(config: dict, mails: list[tuple[str, str]]) -> None:
     """Runs in a background thread so a slow or dead mail server never blocks a booking."""
     try:
-        with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=10) as smtp:
+        with smtplib.SMTP(config["SMTP_HOST"], config.get("SMTP_PORT") or 25, timeout=10) as smtp:
             for address, body in mails:
                 message = EmailMessage()
-                message["From"] = config["MAIL_FROM"]
+                message["From"] = config.get("MAIL_FROM") or "partyday@localhost"
                 message["To"] = address
                 message["Subject"] = "主题党日预约通知"
                 message.set_content(body)
