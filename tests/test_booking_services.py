@@ -584,6 +584,19 @@ def test_no_promotion_once_the_slot_has_started(scene, full_slot, frozen_now):
     assert notifications("promoted") == []
 
 
+def test_places_freed_while_booking_was_closed_go_to_the_waitlist_on_reopening(scene, full_slot):
+    from blueprints.host import services as host_services
+
+    _a, x, waiting = full_slot
+    host_services.set_open(scene.host, scene.slot.id, False)
+    services.cancel(scene.secretary, x.id)  # frees 8 while closed: nobody moves up yet
+    assert set(statuses(waiting).values()) == {S.WAITLISTED}
+    host_services.set_open(scene.host, scene.slot.id, True)
+    # Reopened: the queue is served before any newcomer can take the places.
+    assert statuses(waiting) == {"B": S.WAITLISTED, "C": S.CONFIRMED, "D": S.WAITLISTED}
+    assert "仅剩2个名额" in refused(lambda: services.book(f.create_secretary(), scene.slot.id, request(6))).message
+
+
 def test_cancelling_a_waitlisted_booking_promotes_nobody(scene, full_slot):
     _a, _x, waiting = full_slot
     b, b_secretary = waiting["B"]

@@ -385,6 +385,10 @@ def set_open(user: User, slot_id: int, open_: bool) -> Slot:
     slot.status = target
     slot.revision += 1
     _event(slot, user, "reopened" if open_ else "closed")
+    if open_:
+        # Places freed while booking was closed go to the waitlist before any newcomer.
+        db.session.flush()
+        booking_services.promote_waitlist(slot)
     db.session.commit()
     return slot
 
