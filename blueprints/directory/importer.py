@@ -46,11 +46,11 @@ class Column:
 COLUMNS = (
     Column("name", "名称", ("名称", "组织名称", "党组织名称", "单位名称", "name", "organisation", "organization"), True),
     Column("kind", "类型", ("类型", "组织类型", "类别", "kind", "type"), True),
-    Column("parent", "上级组织", ("上级组织", "上级党组织", "上级", "parent", "parentorganisation")),
+    Column("parent", "上级组织", ("上级组织", "上级党组织", "上级", "parent", "parent organisation")),
     Column("subdistrict", "街镇", ("街镇", "所属街镇", "街道", "镇", "subdistrict", "town")),
-    Column("member_count", "党员人数", ("党员人数", "党员数", "人数", "membercount", "members")),
-    Column("secretary_name", "书记姓名", ("书记姓名", "书记", "支部书记", "secretaryname", "secretary")),
-    Column("secretary_phone", "书记电话", ("书记电话", "书记手机", "联系电话", "手机", "secretaryphone", "phone")),
+    Column("member_count", "党员人数", ("党员人数", "党员数", "人数", "member count", "members")),
+    Column("secretary_name", "书记姓名", ("书记姓名", "书记", "支部书记", "secretary name", "secretary")),
+    Column("secretary_phone", "书记电话", ("书记电话", "书记手机", "联系电话", "手机", "secretary phone", "phone")),
 )
 COLUMN_BY_KEY = {c.key: c for c in COLUMNS}
 HEADERS = [c.header for c in COLUMNS]
