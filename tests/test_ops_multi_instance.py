@@ -64,8 +64,6 @@ def cluster(tmp_path_factory):
                    "redis": bool(redis_url)}
         finally:
             for instance in instances:
-                instance.terminate()
-            for instance in instances:
                 instance.stop()
 
 
