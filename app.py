@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask, current_app, request
 
 from blueprints.core import config as config_module
+from blueprints.core import input_guard
 from blueprints.core import security
 from blueprints.core.backup import cli as backup_cli
 from blueprints.core.errors import register_error_handlers
@@ -38,6 +39,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     htmx.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     login_manager.init_app(app)
+    input_guard.init_app(app)  # before the blueprints: bounded <int:…> ids; NUL and absurd pages refused
 
     for feature in FEATURES:
         module = import_module(f"blueprints.{feature}.routes")
