@@ -4,7 +4,7 @@ Everything can be set from the environment:
   PORT (5000), HOST (127.0.0.1; 0.0.0.0 in a container), WEB_CONCURRENCY (worker processes,
   default 2 x CPUs + 1, at most 8), GUNICORN_THREADS (1 = sync workers), GUNICORN_TIMEOUT (30 s),
   GUNICORN_MAX_REQUESTS (1000), FORWARDED_ALLOW_IPS (gunicorn's own, 127.0.0.1,::1),
-  LOG_LEVEL (info). Any other gunicorn flag via GUNICORN_CMD_ARGS or the command line.
+  LOG_LEVEL (info), ACCESS_LOG (1; 0 turns the access log off). Any other gunicorn flag via GUNICORN_CMD_ARGS or the command line.
 """
 import multiprocessing
 import os
@@ -27,8 +27,8 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))  # > 1 switches to the gt
 # more memory and a slower boot; the gain is also that `kill -HUP` reloads new code.
 preload_app = False
 
-# A worker silent for longer than this is killed and replaced (a stuck request); the longest
-# request we serve (an XLSX export) takes well under a second.
+# A worker silent for longer than this is killed and replaced (a stuck request); far above
+# anything the app should take.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # SIGTERM / deploys: workers finish the requests they are serving, up to this long.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
@@ -75,7 +75,11 @@ logconfig_dict = {
     "root": {"level": loglevel.upper(), "handlers": ["stderr"]},
     "loggers": {
         "gunicorn.error": {"level": loglevel.upper(), "handlers": ["stderr"], "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {
+            "level": "INFO" if os.environ.get("ACCESS_LOG", "1").lower() not in {"0", "off", "false", "no"} else "WARNING",
+            "handlers": ["stderr"],
+            "propagate": False,
+        },
         "alembic": {"level": "WARNING"},  # its plugin set-up chatter at every worker boot
     },
 }
