@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
+from blueprints.admin.models import Quota, QuotaPeriod
 from blueprints.booking.models import BookingStatus
 from blueprints.catalog.models import Category, SlotStatus
 from blueprints.core import clock
@@ -66,6 +67,26 @@ def row(anon, sec_a, sec_b, host_x, host_y, admin, *, args=None, data=None) -> E
 
 def everyone(status, **kwargs) -> Entry:
     return row(*(status,) * 6, **kwargs)
+
+
+def admin_only(status, **kwargs) -> Entry:
+    """District administration: anonymous visitors log in, secretaries and hosts get 403."""
+    return row(LOGIN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, status, **kwargs)
+
+
+STATION_FORM = {"name": "矩阵测试站X", "address": "闵行区申长路1号", "subdistrict": "新虹街道", "phone": "021-64000000",
+                "speciality": "", "description": "", "requires_approval": "", "booking_cutoff_hours": "24",
+                "cancel_deadline_hours": "24", "active": "y", "hosts": "{host_x}"}
+CAMPAIGN_FORM = {"name": "矩阵测试主题活动", "starts_on": "{day_in_0}", "ends_on": "{day_in_40}", "description": "",
+                 "active": "y"}
+PACKAGE_FORM = {"category": "theory", "title": "矩阵测试服务包", "summary": "测试", "description": "",
+                "duration_minutes": "120", "min_group_size": "1", "max_group_size": "50", "campaign": "{campaign}",
+                "stations": "{station_x}", "active": "y"}
+QUOTA_FORM = {"organisation": "矩阵测试B支部", "category": "practice", "period": "month", "max_bookings": "3"}
+ORGANISATION_FORM = {"name": "矩阵测试C支部", "kind": "branch", "parent": "", "subdistrict": "新虹街道",
+                     "member_count": "20", "secretary_name": "赵书记", "secretary_phone": "13900000001", "active": "y"}
+ACCOUNT_FORM = {"display_name": "矩阵新书记", "role": "secretary", "organisation": "矩阵测试B支部", "phone": "",
+                "email": ""}
 
 
 # Who may do what. Columns: anonymous, secretary of A, secretary of B, host of X, host of Y,
@@ -163,6 +184,63 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("GET", "/host/stats/<table>.xlsx"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
     ("GET", "/admin/stats"): row(LOGIN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
     ("GET", "/admin/stats/<table>.xlsx"): row(LOGIN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK),
+    # -- district administration: catalogue (blueprints/catalogue) ---------------------------
+    ("GET", "/admin/"): admin_only(OK),
+    ("GET", "/admin/audit"): admin_only(OK),
+    ("GET", "/admin/stations"): admin_only(OK),
+    ("GET", "/admin/stations/new"): admin_only(OK),
+    ("POST", "/admin/stations/new"): admin_only(DONE, data={**STATION_FORM, "name": "矩阵新站"}),
+    ("GET", "/admin/stations/<int:station_id>"): admin_only(OK),
+    ("POST", "/admin/stations/<int:station_id>"): admin_only(DONE, data=STATION_FORM),
+    ("POST", "/admin/stations/<int:station_id>/active"): admin_only(DONE, data={"active": "0"}),
+    # Still referred to: the admin is sent back with a message to deactivate instead.
+    ("POST", "/admin/stations/<int:station_id>/delete"): admin_only(DONE),
+    ("GET", "/admin/campaigns"): admin_only(OK),
+    ("GET", "/admin/campaigns/new"): admin_only(OK),
+    ("POST", "/admin/campaigns/new"): admin_only(DONE, data={**CAMPAIGN_FORM, "name": "矩阵新主题活动"}),
+    ("GET", "/admin/campaigns/<int:campaign_id>"): admin_only(OK),
+    ("POST", "/admin/campaigns/<int:campaign_id>"): admin_only(DONE, data=CAMPAIGN_FORM),
+    ("POST", "/admin/campaigns/<int:campaign_id>/active"): admin_only(DONE, data={"active": "0"}),
+    ("POST", "/admin/campaigns/<int:campaign_id>/delete"): admin_only(DONE),
+    ("GET", "/admin/packages"): admin_only(OK),
+    ("GET", "/admin/packages/new"): admin_only(OK),
+    ("POST", "/admin/packages/new"): admin_only(DONE, data=PACKAGE_FORM),
+    ("GET", "/admin/packages/<int:package_id>"): admin_only(OK),
+    ("POST", "/admin/packages/<int:package_id>"): admin_only(DONE, data=PACKAGE_FORM),
+    ("POST", "/admin/packages/<int:package_id>/active"): admin_only(DONE, data={"active": "0"}),
+    ("POST", "/admin/packages/<int:package_id>/delete"): admin_only(DONE),
+    ("GET", "/admin/quotas"): admin_only(OK),
+    ("GET", "/admin/quotas/new"): admin_only(OK),
+    ("POST", "/admin/quotas/new"): admin_only(DONE, data=QUOTA_FORM),
+    ("GET", "/admin/quotas/<int:quota_id>"): admin_only(OK),
+    ("POST", "/admin/quotas/<int:quota_id>"): admin_only(DONE, data={**QUOTA_FORM, "organisation": "矩阵测试A支部"}),
+    ("POST", "/admin/quotas/<int:quota_id>/delete"): admin_only(DONE),
+    ("GET", "/admin/quotas/organisations"): admin_only(OK),
+    # -- district administration: organisations and accounts (blueprints/directory) ---------
+    ("GET", "/admin/organisations"): admin_only(OK),
+    ("GET", "/admin/organisations/suggest"): admin_only(OK),
+    ("GET", "/admin/organisations/new"): admin_only(OK),
+    ("POST", "/admin/organisations/new"): admin_only(DONE, data=ORGANISATION_FORM),
+    ("GET", "/admin/organisations/<int:organisation_id>/edit"): admin_only(OK),
+    ("POST", "/admin/organisations/<int:organisation_id>/edit"): admin_only(
+        DONE, data={**ORGANISATION_FORM, "name": "矩阵测试A支部"}),
+    ("GET", "/admin/organisations/export.csv"): admin_only(OK),
+    ("GET", "/admin/organisations/export.xlsx"): admin_only(OK),
+    ("GET", "/admin/organisations/import"): admin_only(OK),
+    # No file chosen: the admin is told so (422); the upload itself is tested in the directory's tests.
+    ("POST", "/admin/organisations/import"): admin_only(INVALID),
+    # No signed preview: 400 with "upload again".
+    ("POST", "/admin/organisations/import/confirm"): admin_only(BAD),
+    ("GET", "/admin/accounts"): admin_only(OK),
+    ("GET", "/admin/accounts/new"): admin_only(OK),
+    # The new account's one-time password is shown once, on the answer itself (200).
+    ("POST", "/admin/accounts/new"): admin_only(OK, data={**ACCOUNT_FORM, "username": "matrix_new"}),
+    ("GET", "/admin/accounts/<int:user_id>/edit"): admin_only(OK),
+    ("POST", "/admin/accounts/<int:user_id>/edit"): admin_only(
+        DONE, data={**ACCOUNT_FORM, "organisation": "矩阵测试A支部"}),
+    ("POST", "/admin/accounts/<int:user_id>/reset-password"): admin_only(OK),
+    ("POST", "/admin/accounts/<int:user_id>/deactivate"): admin_only(DONE),
+    ("POST", "/admin/accounts/<int:user_id>/activate"): admin_only(DONE),
 }
 
 
@@ -210,6 +288,9 @@ class World:
             o["attended"] = f.create_booking(slot=o["past_slot"], organisation=o["org_a"],
                                              status=BookingStatus.ATTENDED, attended_headcount=8)
             o["booking_b"] = f.create_booking(slot=o["slot_y"], organisation=o["org_b"])
+            o["quota"] = Quota(organisation=o["org_a"], category=Category.THEORY, period=QuotaPeriod.YEAR,
+                               max_bookings=50)
+            db.session.add(o["quota"])
             self.feed_token = feed_services.subscriptions_for(o["sec_a"])[0].token
             feed_services.subscriptions_for(o["host_x"])
             db.session.flush()
@@ -282,7 +363,7 @@ def argument_value(world: World, rule, name: str, overrides: dict[str, str]):
         return world.values[overrides[name]]
     path = rule.rule
     defaults = {"booking_id": "booking", "slot_id": "slot", "package_id": "package", "station_id": "station_x",
-                "campaign_id": "campaign", "organisation_id": "org_a", "user_id": "sec_a"}
+                "campaign_id": "campaign", "organisation_id": "org_a", "user_id": "sec_a", "quota_id": "quota"}
     if name in defaults:
         return world.ids[defaults[name]]
     if name == "token":
