@@ -206,16 +206,16 @@ def test_logout_clears_the_session_and_the_old_cookie_cannot_be_replayed_secreta
     user = factories.create_secretary()
     assert client.post("/login", data={"username": user.username, "password": factories.PASSWORD}).status_code == 302
     copied = client.get_cookie("session").value
-    assert client.get("/bookings").status_code == 200
+    assert client.get("/account/password").status_code == 200
 
     assert client.post("/logout").status_code == 302
     with client.session_transaction() as session:
         assert "_user_id" not in session
-    assert client.get("/bookings").status_code == 302
+    assert client.get("/account/password").status_code == 302
 
     thief = app.test_client()
     thief.set_cookie("session", copied, domain="localhost")
-    response = thief.get("/bookings")
+    response = thief.get("/account/password")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
@@ -226,8 +226,8 @@ def test_session_from_another_client_identity_is_dropped_strong_protection(app, 
     copied = client.get_cookie("session").value
     thief = app.test_client()
     thief.set_cookie("session", copied, domain="localhost")
-    assert thief.get("/bookings", environ_base={"REMOTE_ADDR": "198.51.100.1"}).status_code == 200
-    stolen = thief.get("/bookings", environ_base={"REMOTE_ADDR": "203.0.113.9"},
+    assert thief.get("/account/password", environ_base={"REMOTE_ADDR": "198.51.100.1"}).status_code == 200
+    stolen = thief.get("/account/password", environ_base={"REMOTE_ADDR": "203.0.113.9"},
                        headers={"User-Agent": "other browser"})
     assert stolen.status_code == 302
 
@@ -245,7 +245,7 @@ def test_demo_accounts_must_change_the_password_outside_demo_mode_secretary(app,
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/account/password")
     # Every other page leads to the form until the password is changed.
-    assert client.get("/bookings").headers["Location"].endswith("/account/password")
+    assert client.get("/").headers["Location"].endswith("/account/password")
 
 
 def test_demo_accounts_stay_usable_in_demo_mode_admin(app, client, monkeypatch):
