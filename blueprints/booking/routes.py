@@ -32,8 +32,8 @@ def inject_unread_count():
     return {"unread_count": unread_count}
 
 
-def _page_number() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
+def _page_number(name: str = "page") -> int:
+    return max(request.args.get(name, 1, type=int) or 1, 1)
 
 
 # -- package and slot pages -----------------------------------------------------------------
@@ -148,8 +148,8 @@ def _attach(form, error: services.BookingError) -> None:
 @secretary_required
 def my_bookings():
     per_page = current_app.config["PAGE_SIZE"]
-    upcoming = queries.bookings_of_organisation(current_user.organisation_id, upcoming=True, page=1,
-                                                per_page=per_page)
+    upcoming = queries.bookings_of_organisation(current_user.organisation_id, upcoming=True,
+                                                page=_page_number("upcoming_page"), per_page=per_page)
     past = queries.bookings_of_organisation(current_user.organisation_id, upcoming=False,
                                             page=_page_number(), per_page=per_page)
     return render("booking/list.html", "past", upcoming=upcoming, past=past)
