@@ -108,7 +108,7 @@ def _like(text: str) -> str:
 
 
 def _actor_ids(who: str):
-    who = who.strip()
+    who = who.strip()[:200]  # SQLite refuses LIKE patterns over 50 kB
     return sa.select(User.id).where(sa.or_(User.username == who, User.display_name.ilike(_like(who), escape="\\")))
 
 

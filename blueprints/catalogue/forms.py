@@ -12,6 +12,7 @@ from blueprints.admin.models import QuotaPeriod
 from blueprints.booking.models import BookingStatus
 from blueprints.catalog.models import Category
 from blueprints.core.forms import BaseForm
+from blueprints.core.input_guard import MAX_ID
 
 from .audit import BOOKING_ACTIONS, SLOT_ACTIONS
 
@@ -23,10 +24,18 @@ PERIOD_LABELS = {
 STATUS_CHOICES = [C("", _l("Active and inactive")), C("active", _l("Active only")), C("inactive", _l("Inactive only"))]
 
 
+def db_id(value):
+    """An id a database column can hold; anything else is an invalid choice (no query with it)."""
+    number = int(value)
+    if not 0 < number <= MAX_ID:
+        raise ValueError(value)
+    return number
+
+
 def optional_int(value):
     if value in (None, ""):
         return None
-    return int(value)
+    return db_id(value)
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -50,7 +59,7 @@ class StationForm(BaseForm):
     booking_cutoff_hours = IntegerField(_l("Booking closes (hours before the start)"), validators=[Optional()])
     cancel_deadline_hours = IntegerField(_l("Cancellation deadline (hours before the start)"), validators=[Optional()])
     active = BooleanField(_l("Active (branches can book here)"))
-    hosts = MultiCheckboxField(_l("Hosts"), coerce=int, validate_choice=False)
+    hosts = MultiCheckboxField(_l("Hosts"), coerce=db_id, validate_choice=False)
 
     def set_choices(self, hosts):
         self.hosts.choices = [C(h.id, f"{h.display_name}（{h.username}）" + ("" if h.active else " ✕"))
@@ -74,7 +83,7 @@ class PackageForm(BaseForm):
     min_group_size = IntegerField(_l("Smallest group (people)"), validators=[Optional()])
     max_group_size = IntegerField(_l("Largest group (people)"), validators=[Optional()])
     campaign = SelectField(_l("Campaign"), coerce=optional_int, validate_choice=False)
-    stations = MultiCheckboxField(_l("Offered at these stations"), coerce=int, validate_choice=False)
+    stations = MultiCheckboxField(_l("Offered at these stations"), coerce=db_id, validate_choice=False)
     active = BooleanField(_l("Active (shown on the menu)"))
 
     def set_choices(self, campaigns, stations):

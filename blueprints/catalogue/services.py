@@ -27,6 +27,8 @@ MAX_DURATION_MINUTES = 24 * 60
 MAX_GROUP_SIZE = 10000
 MAX_QUOTA = 1000
 PHONE = re.compile(r"^[0-9+\-() ]*$")
+# Search text is cut to the longest column searched: SQLite refuses LIKE patterns over 50 kB (500 before).
+MAX_SEARCH = 200
 
 
 class CatalogueError(Exception):
@@ -159,7 +161,7 @@ def save_station(station: Station | None, data: StationData, invalid=()) -> Stat
 
 def station_page(q: str, status: str, page: int, per_page: int):
     query = sa.select(Station).options(selectinload(Station.hosts)).order_by(Station.name, Station.id)
-    q = (q or "").strip()
+    q = (q or "").strip()[:MAX_SEARCH]
     if q:
         pattern = f"%{q}%"
         query = query.where(sa.or_(Station.name.ilike(pattern), Station.address.ilike(pattern),
@@ -389,7 +391,7 @@ def package_page(q: str, category: str, campaign_id: int | None, status: str, pa
         .options(joinedload(Package.campaign), selectinload(Package.stations))
         .order_by(sa.case(*[(Package.category == c, i) for i, c in enumerate(Category)]), Package.title, Package.id)
     )
-    q = (q or "").strip()
+    q = (q or "").strip()[:MAX_SEARCH]
     if q:
         pattern = f"%{q}%"
         query = query.where(sa.or_(Package.title.ilike(pattern), Package.summary.ilike(pattern)))
@@ -419,7 +421,7 @@ def organisation_named(name: str) -> Organisation | None:
 
 
 def organisation_suggestions(q: str, limit: int = 20) -> list[Organisation]:
-    q = (q or "").strip()
+    q = (q or "").strip()[:MAX_SEARCH]
     if not q:
         return []
     return list(db.session.scalars(
@@ -480,7 +482,7 @@ def quota_page(q: str, category: str, page: int, per_page: int):
         .options(joinedload(Quota.organisation))
         .order_by(Organisation.name, Quota.category, Quota.period, Quota.id)
     )
-    q = (q or "").strip()
+    q = (q or "").strip()[:MAX_SEARCH]
     if q:
         query = query.where(Organisation.name.ilike(f"%{q}%"))
     if category in {c.value for c in Category}:
