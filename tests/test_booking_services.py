@@ -544,12 +544,12 @@ def test_freed_places_go_to_the_first_waitlisted_booking_that_fits(scene, full_s
 
 
 def test_promotion_is_first_come_first_served(scene, full_slot):
-    _a, x, waiting = full_slot
-    services.cancel(scene.host, _a.id, "临时调整")  # frees 12: B (15) still too big, C (6) then D (4)
+    a, x, waiting = full_slot
+    services.cancel(scene.host, a.id, "临时调整")  # frees 12: B (15) still too big, C (6) then D (4)
     assert statuses(waiting) == {"B": S.WAITLISTED, "C": S.CONFIRMED, "D": S.CONFIRMED}
     services.cancel(scene.secretary, x.id)  # frees 8 more: 10 left, B (15) still waits
     assert statuses(waiting)["B"] is S.WAITLISTED
-    services.change_headcount(waiting["C"][1], waiting["C"][0].id, 2)  # 14 left... B needs 15
+    services.change_headcount(waiting["C"][1], waiting["C"][0].id, 2)  # 14 left, B needs 15
     assert statuses(waiting)["B"] is S.WAITLISTED
     services.cancel(waiting["D"][1], waiting["D"][0].id)  # 18 left: B moves up
     assert statuses(waiting)["B"] is S.CONFIRMED
