@@ -36,7 +36,7 @@ def _import_limit() -> int:
 
 
 def _page_number() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), 100_000)
 
 
 def _per_page() -> int:
