@@ -17,6 +17,7 @@ from blueprints.accounts.models import Organisation, OrganisationKind, Role, Use
 from blueprints.core.extensions import db
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render
+from blueprints.core.input_guard import MAX_ID
 
 from . import importer, services
 from .forms import (
@@ -70,7 +71,9 @@ def _organisation_filters(form: OrganisationFilterForm) -> services.Organisation
         filters.kind = OrganisationKind(form.kind.data)
     if form.subdistrict.data and any(form.subdistrict.data == value for value, _label in form.subdistrict.choices):
         filters.subdistrict = form.subdistrict.data
-    if form.parent.data and form.parent.data.isdigit():
+    # isdecimal (isdigit lets "²" through to int()) and the integer column's range (PostgreSQL 500 before)
+    if form.parent.data and form.parent.data.isdecimal() and len(form.parent.data) <= 10 \
+            and 0 < int(form.parent.data) <= MAX_ID:
         filters.parent_id = int(form.parent.data)
     if form.status.data in ("active", "inactive", "all"):
         filters.status = form.status.data
