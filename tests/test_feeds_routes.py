@@ -257,7 +257,7 @@ def test_public_feed_of_inactive_station_404(client):
 
 
 @pytest.mark.parametrize("kind", ["organisation", "station", "public"])
-def test_feed_bounded_queries_whatever_its_size(client, count_queries, kind):
+def test_feed_bounded_queries_whatever_its_size(client, count_queries, frozen_now, kind):
     station = f.create_station()
     package = f.create_package(stations=[station])
     secretary = f.create_secretary()

@@ -1,4 +1,5 @@
 """The menu page `/`: full page and htmx fragment, filters, places left, bounded queries."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -6,6 +7,7 @@ import pytest
 from blueprints.booking.models import BookingStatus
 from blueprints.catalog.models import Category, SlotStatus
 from blueprints.core import clock
+from blueprints.menu import queries
 
 from . import factories as f
 
@@ -86,6 +88,55 @@ def test_station_subdistrict_and_date_filters(client):
     until = (clock.today() + timedelta(days=10)).isoformat()
     by_date = client.get(f"/?date_to={until}").get_data(as_text=True)
     assert "七宝的包" in by_date and "华漕的包" not in by_date
+
+
+def _station_options(html: str) -> list[str]:
+    select = re.search(r'<select[^>]*name="station"[^>]*>(.*?)</select>', html, re.S).group(1)
+    return re.findall(r'<option value="(\d+)"', select)
+
+
+def test_station_filter_lists_every_station_while_there_are_few(client):
+    stations = [f.create_station(subdistrict=s) for s in ("七宝镇", "华漕镇")]
+    html = client.get("/").get_data(as_text=True)
+    assert _station_options(html) == [str(s.id) for s in stations]
+    assert "请先选择街镇" not in html
+
+
+def test_station_filter_waits_for_a_subdistrict_when_a_city_has_many_stations(client, monkeypatch):
+    monkeypatch.setattr(queries, "STATION_CHOICES_LIMIT", 2)
+    qibao = [f.create_station(subdistrict="七宝镇") for _ in range(2)]
+    huacao = f.create_station(subdistrict="华漕镇")
+    html = client.get("/").get_data(as_text=True)
+    assert _station_options(html) == []
+    assert "请先选择街镇，再从该街镇的站点中选择。" in html
+    assert 'aria-describedby="station-hint"' in html
+    in_qibao = client.get("/?subdistrict=七宝镇").get_data(as_text=True)
+    assert _station_options(in_qibao) == [str(s.id) for s in qibao]
+
+
+def test_a_chosen_station_stays_selectable_beyond_the_list(client, monkeypatch):
+    monkeypatch.setattr(queries, "STATION_CHOICES_LIMIT", 1)
+    f.create_station(subdistrict="七宝镇")
+    chosen = f.create_station(subdistrict="华漕镇", name="华漕驿站")
+    f.create_slot(package=f.create_package(title="华漕的包", stations=[chosen]), station=chosen)
+    response = client.get(f"/?station={chosen.id}")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert _station_options(html) == [str(chosen.id)] and "华漕的包" in html
+    elsewhere = client.get(f"/?station={chosen.id}&subdistrict=七宝镇")
+    assert elsewhere.status_code == 200 and str(chosen.id) in _station_options(elsewhere.get_data(as_text=True))
+
+
+def test_htmx_filter_change_refreshes_the_station_list_out_of_band(client, htmx_headers):
+    qibao = f.create_station(subdistrict="七宝镇")
+    f.create_station(subdistrict="华漕镇")
+    html = client.get("/?subdistrict=七宝镇", headers=htmx_headers).get_data(as_text=True)
+    assert html.lstrip().startswith('<div id="results"')
+    oob = html[html.index('id="station-filter"') - 5:]
+    assert 'hx-swap-oob="true"' in oob
+    assert _station_options(oob) == [str(qibao.id)]
+    full = client.get("/?subdistrict=七宝镇").get_data(as_text=True)
+    assert full.count('id="station-filter"') == 1 and "hx-swap-oob" not in full
 
 
 @pytest.mark.parametrize("query,message", [

@@ -1,7 +1,8 @@
 """Jinja filters for dates, times and numbers, in the reader's language and Shanghai time."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from functools import lru_cache
 
 from babel.dates import format_skeleton
 from flask_babel import get_locale
@@ -11,7 +12,13 @@ from .clock import to_local
 
 def local_date(moment: datetime) -> str:
     """e.g. 11月25日周二 / Tue, Nov 25."""
-    return format_skeleton("MMMEd", to_local(moment), locale=get_locale())
+    return _date_label(to_local(moment).date(), str(get_locale()))
+
+
+@lru_cache(maxsize=4096)
+def _date_label(day: date, locale: str) -> str:
+    # Babel's skeleton matching costs more than the rest of a slot's line; a page shows few dates.
+    return format_skeleton("MMMEd", day, locale=locale)
 
 
 def local_time(moment: datetime) -> str:

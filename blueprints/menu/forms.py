@@ -3,7 +3,9 @@ from wtforms import BooleanField, DateField, SearchField, SelectField
 from wtforms.validators import Length, Optional, ValidationError
 
 from blueprints.catalog.models import Category
-from blueprints.core.forms import BaseForm
+from blueprints.core.forms import BaseForm, FastSelect
+
+from .queries import FilterOptions
 
 
 def _optional_int(value):
@@ -20,19 +22,21 @@ class MenuFilterForm(BaseForm):
 
     q = SearchField(_l("Search"), validators=[Optional(), Length(max=60)])
     category = SelectField(_l("Category"), validators=[Optional()], validate_choice=True)
-    station = SelectField(_l("Station"), coerce=_optional_int, validators=[Optional()])
-    subdistrict = SelectField(_l("Subdistrict or town"), validators=[Optional()])
+    station = SelectField(_l("Station"), coerce=_optional_int, validators=[Optional()], widget=FastSelect())
+    subdistrict = SelectField(_l("Subdistrict or town"), validators=[Optional()], widget=FastSelect())
     campaign = SelectField(_l("Campaign"), coerce=_optional_int, validators=[Optional()])
     date_from = DateField(_l("From"), validators=[Optional()])
     date_to = DateField(_l("Until"), validators=[Optional()])
     available = BooleanField(_l("Only with places left"))
 
-    def __init__(self, *args, stations=(), subdistricts=(), campaigns=(), **kwargs):
+    def __init__(self, *args, options: FilterOptions | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        options = options or FilterOptions([], [], [])
+        self.stations_need_subdistrict = options.stations_need_subdistrict
         self.category.choices = [("", _l("All categories"))] + [(c.value, c.label) for c in Category]
-        self.station.choices = [("", _l("All stations"))] + [(s.id, s.name) for s in stations]
-        self.subdistrict.choices = [("", _l("All subdistricts"))] + [(s, s) for s in subdistricts]
-        self.campaign.choices = [("", _l("All campaigns"))] + [(c.id, c.name) for c in campaigns]
+        self.station.choices = [("", _l("All stations"))] + [(s.id, s.name) for s in options.stations]
+        self.subdistrict.choices = [("", _l("All subdistricts"))] + [(s, s) for s in options.subdistricts]
+        self.campaign.choices = [("", _l("All campaigns"))] + [(c.id, c.name) for c in options.campaigns]
 
     def validate_date_to(self, field):
         if field.data and self.date_from.data and field.data < self.date_from.data:

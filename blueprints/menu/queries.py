@@ -13,6 +13,7 @@ from blueprints.core import clock
 from blueprints.core.extensions import db
 
 SLOTS_PER_PACKAGE = 4
+STATION_CHOICES_LIMIT = 40
 CATEGORY_ORDER = {c: i for i, c in enumerate(Category)}
 
 
@@ -49,16 +50,40 @@ class MenuPage:
         return sorted(grouped.items(), key=lambda item: CATEGORY_ORDER[item[0]])
 
 
-def filter_options():
-    """Choices for the filter form: three small queries."""
-    stations = db.session.scalars(
-        sa.select(Station).where(Station.active).order_by(Station.id)
+@dataclass
+class FilterOptions:
+    stations: list  # rows of (id, name)
+    subdistricts: list[str]
+    campaigns: list
+    stations_need_subdistrict: bool = False
+
+
+def filter_options(subdistrict: str = "", station_id: int | None = None) -> FilterOptions:
+    """Choices for the filter form: three small statements, and small lists whatever the data size.
+
+    A city has hundreds of stations: beyond ``STATION_CHOICES_LIMIT`` the station list waits for a
+    subdistrict (keeping the station already chosen), so a phone gets a short list to pick from.
+    """
+    subdistricts = db.session.scalars(
+        sa.select(Station.subdistrict).distinct()
+        .where(Station.active, Station.subdistrict != "").order_by(Station.subdistrict)
     ).all()
-    subdistricts = sorted({s.subdistrict for s in stations if s.subdistrict})
-    campaigns = db.session.scalars(
-        sa.select(Campaign).where(Campaign.active).order_by(Campaign.starts_on, Campaign.id)
+    query = sa.select(Station.id, Station.name).where(Station.active)
+    if subdistrict:
+        query = query.where(sa.or_(Station.subdistrict == subdistrict, Station.id == station_id))
+    chosen_first = sa.case((Station.id == station_id, 0), else_=1) if station_id else sa.literal(1)
+    stations = db.session.execute(
+        query.order_by(chosen_first, Station.id).limit(STATION_CHOICES_LIMIT + 1)
     ).all()
-    return stations, subdistricts, campaigns
+    too_many = len(stations) > STATION_CHOICES_LIMIT
+    if too_many:
+        stations = [s for s in stations if s.id == station_id]
+    else:
+        stations.sort(key=lambda s: s.id)
+    campaigns = db.session.execute(
+        sa.select(Campaign.id, Campaign.name).where(Campaign.active).order_by(Campaign.starts_on, Campaign.id)
+    ).all()
+    return FilterOptions(stations, subdistricts, campaigns, stations_need_subdistrict=too_many)
 
 
 def _slot_conditions(filters: MenuFilters, with_availability: bool) -> list:

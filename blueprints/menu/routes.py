@@ -10,6 +10,12 @@ from .forms import MenuFilterForm
 from .queries import MenuFilters, filter_options, menu_page
 
 bp = Blueprint("menu", __name__)
+STATION_FIELD = "menu/_station_field.html"  # its choices follow the subdistrict, so htmx refreshes it
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
 def _filters_from(form: MenuFilterForm) -> MenuFilters:
@@ -27,8 +33,8 @@ def _filters_from(form: MenuFilterForm) -> MenuFilters:
 
 @bp.get("/")
 def index():
-    stations, subdistricts, campaigns = filter_options()
-    form = MenuFilterForm(request.args, stations=stations, subdistricts=subdistricts, campaigns=campaigns)
+    options = filter_options(request.args.get("subdistrict", ""), _int_arg("station"))
+    form = MenuFilterForm(request.args, options=options)
     status = 200
     if request.args and not form.validate():
         filters = MenuFilters()
@@ -39,5 +45,6 @@ def index():
     result = menu_page(filters, max(page, 1), current_app.config["PAGE_SIZE"])
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render(
-        "menu/index.html", "results", status=status, form=form, result=result, page_args=args
+        "menu/index.html", "results", status=status, oob=[STATION_FIELD], form=form, result=result,
+        page_args=args, oob_station=True,
     )
