@@ -14,7 +14,7 @@ from blueprints.booking.capacity import availability_for
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render, wants_fragment
 
-from . import ics, services
+from . import ics, services, validator_cache
 from .models import FeedKind
 
 bp = Blueprint("feeds", __name__)
@@ -27,6 +27,8 @@ def _configure(state):
     state.app.config.setdefault(
         "CALENDAR_UID_DOMAIN", os.environ.get("CALENDAR_UID_DOMAIN") or ics.DEFAULT_UID_DOMAIN
     )
+    state.app.config.setdefault("FEED_VALIDATOR_CACHE", os.environ.get("FEED_VALIDATOR_CACHE", "1") != "0")
+    validator_cache.install(state.app)
 
 
 def _link(endpoint: str, fallback: str = "menu.index", **values) -> str:
@@ -95,17 +97,24 @@ def _feed_document(feed: services.Feed) -> bytes:
     return ics.render(name, events)
 
 
+def _not_modified_response(validator):
+    response = _calendar_response(b"", "calendar.ics", validator)
+    response.status_code = 304
+    response.response = []
+    return response
+
+
 @bp.get("/feeds/<token>.ics")
 def feed(token: str):
-    found = services.resolve(token)
+    if request.if_none_match or request.if_modified_since:
+        cached = validator_cache.cached_validator(token, request.host_url)
+        if cached is not None and _not_modified(cached):
+            return _not_modified_response(cached)
+    found, validator = validator_cache.resolve_and_validate(token, request.host_url)
     if found is None:
         abort(404)
-    validator = services.validator(found, request.host_url)
     if _not_modified(validator):
-        response = _calendar_response(b"", "calendar.ics", validator)
-        response.status_code = 304
-        response.response = []
-        return response
+        return _not_modified_response(validator)
     return _calendar_response(feed_document(found), "calendar.ics", validator)
 
 
