@@ -62,7 +62,7 @@ def _message(quota: Quota, start: date, end: date) -> str:
 
 
 def quota_refusal(organisation_id: int, slot, exclude_booking_id: int | None = None) -> str | None:
-    category = db.session.scalar(sa.select(Package.category).where(Package.id == slot.package_id))
+    category = slot.package.category
     quotas = db.session.scalars(
         sa.select(Quota).where(Quota.organisation_id == organisation_id, Quota.category == category)
     ).all()

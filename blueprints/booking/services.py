@@ -141,7 +141,13 @@ def active_booking_of(organisation_id: int, slot_id: int) -> Booking | None:
 
 def _locked_slot(slot_id: int) -> Slot:
     start_write_transaction()
-    slot = lock_rows(sa.select(Slot).where(Slot.id == slot_id)).scalar_one_or_none()
+    # Station and package come with the lock: every statement saved here is saved while other
+    # bookings of the slot wait (bench/RESULTS.md).
+    slot = lock_rows(
+        sa.select(Slot).where(Slot.id == slot_id).options(
+            joinedload(Slot.station, innerjoin=True), joinedload(Slot.package, innerjoin=True)),
+        of=Slot,
+    ).unique().scalar_one_or_none()
     if slot is None:
         raise NotAllowed()
     return slot

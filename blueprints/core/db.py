@@ -88,12 +88,12 @@ def start_write_transaction() -> None:
         db.session.execute(db.text(f"SET LOCAL lock_timeout = '{POSTGRES_LOCK_TIMEOUT}'"))
 
 
-def lock_rows(statement):
-    """Run a SELECT with FOR UPDATE (a no-op on SQLite, where the transaction already holds
-    the write lock); timeouts become :class:`Busy`."""
+def lock_rows(statement, of=None):
+    """Run a SELECT with FOR UPDATE [OF ``of``] (a no-op on SQLite, where the transaction already
+    holds the write lock); timeouts become :class:`Busy`."""
     try:
         return db.session.execute(
-            statement.with_for_update().execution_options(populate_existing=True)
+            statement.with_for_update(of=of).execution_options(populate_existing=True)
         )
     except OperationalError as exc:
         db.session.rollback()
