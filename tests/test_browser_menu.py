@@ -26,3 +26,28 @@ def test_filtering_the_menu_updates_results_and_url(live_server, page):
     page.wait_for_url("**category=volunteer**")
     headings = page.locator("#results h2").all_inner_texts()
     assert headings and all("志愿服务" in h for h in headings)
+
+
+def test_station_list_follows_the_subdistrict_from_the_keyboard(live_server, page, monkeypatch):
+    from blueprints.menu import queries
+
+    from . import factories as f
+
+    monkeypatch.setattr(queries, "STATION_CHOICES_LIMIT", 2)
+    qibao = [f.create_station(subdistrict="七宝镇", name=f"七宝驿站{n}") for n in (1, 2)]
+    f.create_station(subdistrict="华漕镇", name="华漕驿站")
+    page.goto(live_server.url + "/")
+    station = page.get_by_label("站点")
+    assert station.locator("option").count() == 1
+    assert page.get_by_text("请先选择街镇，再选站点。").is_visible()
+    page.get_by_label("街镇").focus()
+    page.keyboard.press("ArrowDown")  # the first subdistrict: 七宝镇 (sorted)
+    page.wait_for_url("**subdistrict=**")
+    station.locator("option").nth(2).wait_for(state="attached")
+    assert station.locator("option").all_inner_texts()[1:] == [s.name for s in qibao]
+    assert page.evaluate("document.activeElement.id") == "subdistrict"
+    station.focus()
+    page.keyboard.press("ArrowDown")
+    page.wait_for_url(f"**station={qibao[0].id}**")
+    assert page.evaluate("document.activeElement.id") == "station"
+    assert station.input_value() == str(qibao[0].id)

@@ -108,7 +108,7 @@ def test_station_filter_waits_for_a_subdistrict_when_a_city_has_many_stations(cl
     huacao = f.create_station(subdistrict="华漕镇")
     html = client.get("/").get_data(as_text=True)
     assert _station_options(html) == []
-    assert "请先选择街镇，再从该街镇的站点中选择。" in html
+    assert "请先选择街镇，再选站点。" in html
     assert 'aria-describedby="station-hint"' in html
     in_qibao = client.get("/?subdistrict=七宝镇").get_data(as_text=True)
     assert _station_options(in_qibao) == [str(s.id) for s in qibao]
