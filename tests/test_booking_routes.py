@@ -387,6 +387,7 @@ def test_secretary_bad_booking_input_gets_a_chinese_message_and_books_nothing(
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert message in html
+    assert html.count(message) == 1 and "不是有效的整数" not in html  # one clear message, not two
     assert 'role="alert"' in html
     assert ("<html" in html) is not htmx  # no JavaScript: the page re-rendered with the form
     assert 'name="headcount"' in html  # the form is there to correct

@@ -1,16 +1,17 @@
 from flask_babel import lazy_gettext as _l
-from wtforms import IntegerField, StringField, TelField, TextAreaField
+from wtforms import StringField, TelField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
-from blueprints.core.forms import BaseForm
+from blueprints.core.forms import BaseForm, WholeNumberField
 
 HEADCOUNT_MESSAGE = _l("Please give the number of people as a whole number.")
 
 
 class BookingForm(BaseForm):
-    headcount = IntegerField(
+    headcount = WholeNumberField(
         _l("Number of people"),
         validators=[InputRequired(HEADCOUNT_MESSAGE), NumberRange(min=1, max=10000, message=HEADCOUNT_MESSAGE)],
+        invalid_message=HEADCOUNT_MESSAGE,
     )
     contact_name = StringField(
         _l("Contact person"), validators=[DataRequired(_l("Please give a contact name.")), Length(max=60)]
@@ -22,9 +23,10 @@ class BookingForm(BaseForm):
 
 
 class HeadcountForm(BaseForm):
-    headcount = IntegerField(
+    headcount = WholeNumberField(
         _l("Number of people"),
         validators=[InputRequired(HEADCOUNT_MESSAGE), NumberRange(min=1, max=10000, message=HEADCOUNT_MESSAGE)],
+        invalid_message=HEADCOUNT_MESSAGE,
     )
 
 

@@ -1,6 +1,8 @@
 """Base form classes."""
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
+from wtforms import IntegerField
+from wtforms.validators import StopValidation
 from wtforms.widgets import Select
 
 
@@ -23,3 +25,23 @@ class FastSelect(Select):
         selected = " selected" if choice.selected else ""
         label = escape(choice.label or choice.value)
         return Markup(f'<option value="{escape(value)}"{selected}>{label}</option>')
+
+
+class WholeNumberField(IntegerField):
+    """An integer field whose unreadable input gets one clear message of the form's choosing
+    (WTForms would add its generic "not a valid integer" and then the range message too)."""
+
+    def __init__(self, label=None, validators=None, invalid_message=None, **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.invalid_message = invalid_message
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as exc:
+            self.data = None
+            raise ValueError(self.invalid_message or str(exc)) from None
+
+    def pre_validate(self, form):
+        if self.process_errors:
+            raise StopValidation()
