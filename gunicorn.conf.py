@@ -3,7 +3,7 @@
 Everything can be set from the environment:
   PORT (5000), HOST (127.0.0.1; 0.0.0.0 in a container), WEB_CONCURRENCY (worker processes,
   default 2 x CPUs + 1, at most 8), GUNICORN_THREADS (1 = sync workers), GUNICORN_TIMEOUT (30 s),
-  GUNICORN_MAX_REQUESTS (1000), FORWARDED_ALLOW_IPS (gunicorn's own, 127.0.0.1,::1),
+  GUNICORN_MAX_REQUESTS (20000), FORWARDED_ALLOW_IPS (gunicorn's own, 127.0.0.1,::1),
   LOG_LEVEL (info), ACCESS_LOG (1; 0 turns the access log off). Any other gunicorn flag via GUNICORN_CMD_ARGS or the command line.
 """
 import multiprocessing
@@ -35,9 +35,12 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 # Idle keep-alive connections from the proxy, for the gthread worker (sync workers close each
 # connection after its response); keep it below nginx's upstream keepalive_timeout.
 keepalive = 5
-# Recycle workers now and then, so a slow leak cannot grow for ever; jitter avoids all at once.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
-max_requests_jitter = max_requests // 10
+# Recycle workers now and then, so a slow leak cannot grow for ever. Rarely, and spread widely:
+# a worker takes about two CPU-seconds to start, and under even load workers reach the limit
+# together; with 1,000 ± 10 % all five restarted within two seconds and calendar revalidations
+# waited 2-4 s (p90) instead of 30 ms (bench/RESULTS.md).
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 2
 # The heartbeat file on tmpfs: a full or slow disk must not get healthy workers killed.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Several instances on one machine must not fight over one control socket.

@@ -390,6 +390,19 @@ class Server:
                 time.sleep(0.3)
         sys.exit(f"gunicorn did not answer in time; see {self.log_path}")
 
+    def drain(self, quick: float = 0.1, limit: float = 30) -> None:
+        """Wait until the requests a previous scenario left queued are served (wrk stops sending,
+        gunicorn does not stop answering): its backlog must not count against the next scenario."""
+        deadline, quick_in_a_row = time.monotonic() + limit, 0
+        while time.monotonic() < deadline and quick_in_a_row < 3:
+            started = time.monotonic()
+            try:
+                urllib.request.urlopen(self.base + "/healthz", timeout=limit).read()
+            except OSError:
+                pass
+            quick_in_a_row = quick_in_a_row + 1 if time.monotonic() - started < quick else 0
+            time.sleep(0.2)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -407,6 +420,7 @@ def wrk(server: Server, path: str, *, duration: int = DURATION, headers: dict | 
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     env = dict(os.environ, BENCH_THREADS=str(THREADS), BENCH_REQUESTS=str(requests_file or ""))
+    server.drain()
     if warmup:
         subprocess.run(command + ["-d", f"{WARMUP}s", server.base + path], env=env, capture_output=True, check=True)
     load_before = os.getloadavg()[0]
