@@ -282,3 +282,16 @@ def test_booking_checkin_partial_shows_qr_on_the_day_only(app, scene, frozen_now
     booking.attended_headcount = 8
     html = render_template("host/_booking_checkin.html", booking=booking)
     assert "<svg" not in html and f"/host/bookings/{booking.id}/sign-in-sheet.xlsx" in html
+
+
+def test_host_capacity_not_a_number_gets_one_clear_message_and_nothing_changes(client, login):
+    station = f.create_station()
+    host = f.create_host(stations=[station])
+    slot = f.create_slot(station=station, capacity=30)
+    login(host)
+    response = client.post(f"/host/slots/{slot.id}/capacity", data={"capacity": "三十"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "不是有效的整数" in html and "之间" not in html  # the parse error alone, not the range too
+    db.session.refresh(slot)
+    assert slot.capacity == 30

@@ -2,13 +2,13 @@ import re
 from datetime import time
 
 from flask_babel import lazy_gettext as _l
-from wtforms import (BooleanField, DateField, IntegerField, RadioField, SelectField, SelectMultipleField,
+from wtforms import (BooleanField, DateField, RadioField, SelectField, SelectMultipleField,
                      StringField, TextAreaField, TimeField)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from blueprints.core.forms import BaseForm
+from blueprints.core.forms import BaseForm, WholeNumberField
 
 from . import recurrence
 
@@ -50,9 +50,9 @@ class SlotForm(_SlotPlaceMixin, BaseForm):
     day = DateField(_l("Date"), validators=[InputRequired(_l("Please give a date."))])
     start = TimeField(_l("Starts at"), validators=[InputRequired(_l("Please give a start time."))])
     end = TimeField(_l("Ends at"), validators=[InputRequired(_l("Please give an end time."))])
-    capacity = IntegerField(_l("Capacity (people)"), validators=[
+    capacity = WholeNumberField(_l("Capacity (people)"), validators=[
         InputRequired(_l("Please give the capacity.")), NumberRange(min=1, max=10000, message=_l("Between 1 and 10000."))])
-    max_groups = IntegerField(_l("Group limit"), validators=[Optional(), NumberRange(min=1, max=1000, message=_l("Between 1 and 1000."))])
+    max_groups = WholeNumberField(_l("Group limit"), validators=[Optional(), NumberRange(min=1, max=1000, message=_l("Between 1 and 1000."))])
     note = StringField(_l("Note"), validators=[Optional(), Length(max=300)])
 
 
@@ -60,14 +60,14 @@ class EditSlotForm(BaseForm):
     day = DateField(_l("Date"), validators=[InputRequired(_l("Please give a date."))])
     start = TimeField(_l("Starts at"), validators=[InputRequired(_l("Please give a start time."))])
     end = TimeField(_l("Ends at"), validators=[InputRequired(_l("Please give an end time."))])
-    capacity = IntegerField(_l("Capacity (people)"), validators=[
+    capacity = WholeNumberField(_l("Capacity (people)"), validators=[
         InputRequired(_l("Please give the capacity.")), NumberRange(min=1, max=10000, message=_l("Between 1 and 10000."))])
-    max_groups = IntegerField(_l("Group limit"), validators=[Optional(), NumberRange(min=1, max=1000, message=_l("Between 1 and 1000."))])
+    max_groups = WholeNumberField(_l("Group limit"), validators=[Optional(), NumberRange(min=1, max=1000, message=_l("Between 1 and 1000."))])
     note = StringField(_l("Note"), validators=[Optional(), Length(max=300)])
 
 
 class CapacityForm(BaseForm):
-    capacity = IntegerField(_l("Capacity (people)"), validators=[
+    capacity = WholeNumberField(_l("Capacity (people)"), validators=[
         InputRequired(_l("Please give the capacity.")), NumberRange(min=1, max=10000, message=_l("Between 1 and 10000."))])
 
 
@@ -82,7 +82,7 @@ class DeclineForm(BaseForm):
 
 
 class CheckInForm(BaseForm):
-    attended_headcount = IntegerField(_l("People who came"), validators=[
+    attended_headcount = WholeNumberField(_l("People who came"), validators=[
         InputRequired(_l("Please give the number of people who came.")), NumberRange(min=0, max=10000)])
 
 
@@ -104,11 +104,11 @@ class SeriesForm(_SlotPlaceMixin, BaseForm):
     last_day = DateField(_l("Until"), validators=[InputRequired(_l("Please give a date."))])
     times = StringField(_l("Start times"), default="09:00",
                         validators=[InputRequired(_l("Please give at least one start time, e.g. 09:00, 14:00."))])
-    duration_minutes = IntegerField(_l("Duration (minutes)"), default=120, validators=[
+    duration_minutes = WholeNumberField(_l("Duration (minutes)"), default=120, validators=[
         InputRequired(_l("Please give the duration.")), NumberRange(min=15, max=720, message=_l("Between 15 and 720 minutes."))])
-    capacity = IntegerField(_l("Capacity (people)"), validators=[
+    capacity = WholeNumberField(_l("Capacity (people)"), validators=[
         InputRequired(_l("Please give the capacity.")), NumberRange(min=1, max=10000, message=_l("Between 1 and 10000."))])
-    max_groups = IntegerField(_l("Group limit"), validators=[Optional(), NumberRange(min=1, max=1000, message=_l("Between 1 and 1000."))])
+    max_groups = WholeNumberField(_l("Group limit"), validators=[Optional(), NumberRange(min=1, max=1000, message=_l("Between 1 and 1000."))])
     keep_holidays = BooleanField(_l("Also on public holidays"))
     note = StringField(_l("Note"), validators=[Optional(), Length(max=300)])
 

@@ -71,10 +71,10 @@ def filter_options(subdistrict: str = "", station_id: int | None = None) -> Filt
     query = sa.select(Station.id, Station.name).where(Station.active)
     if subdistrict:
         query = query.where(sa.or_(Station.subdistrict == subdistrict, Station.id == station_id))
-    chosen_first = sa.case((Station.id == station_id, 0), else_=1) if station_id else sa.literal(1)
-    stations = db.session.execute(
-        query.order_by(chosen_first, Station.id).limit(STATION_CHOICES_LIMIT + 1)
-    ).all()
+    order = [Station.id]
+    if station_id:
+        order.insert(0, sa.case((Station.id == station_id, 0), else_=1))  # the chosen one survives the limit
+    stations = db.session.execute(query.order_by(*order).limit(STATION_CHOICES_LIMIT + 1)).all()
     too_many = len(stations) > STATION_CHOICES_LIMIT
     if too_many:
         stations = [s for s in stations if s.id == station_id]
