@@ -408,10 +408,18 @@ VALID_PHONES = [
     ("（021）64001234", "02164001234"),
     ("021-64001234-801", "021-64001234-801"),
     ("１３９１２３４５６７８", "13912345678"),  # full-width digits from a Chinese input method
+    ("+86 139 1234 5678", "13912345678"),  # copied from a phone's contacts
+    ("0086-13912345678", "13912345678"),
+    ("＋８６１３９１２３４５６７８", "13912345678"),
+    ("139-1234-5678", "13912345678"),
+    ("+86 21 6400 1234", "02164001234"),
+    ("+86-21-64001234", "021-64001234"),
+    ("+86 (021) 6400 1234", "02164001234"),
 ]
 INVALID_PHONES = [
     "", "   ", "12912345678", "10912345678", "1391234567", "139123456789", "23912345678", "64001234",
-    "21-64001234", "021-640012", "0216400123456", "+86 13912345678", "139-1234-5678x", "电话13912345678",
+    "21-64001234", "021-640012", "0216400123456", "139-1234-5678x", "电话13912345678",
+    "+1 13912345678", "+86 1391234567", "+8613912345678x", "86-13912345678",
     "13٩١٢٣٤٥٦٧٨",  # Arabic-Indic digits must not pass as a phone number
 ]
 
@@ -582,6 +590,44 @@ def test_no_promotion_once_the_slot_has_started(scene, full_slot, frozen_now):
     services.cancel(scene.host, x.id, "未到场")
     assert set(statuses(waiting).values()) == {S.WAITLISTED}
     assert notifications("promoted") == []
+
+
+def test_no_promotion_after_the_booking_cut_off(scene, full_slot, frozen_now):
+    _a, x, waiting = full_slot
+    frozen_now.set(START - timedelta(hours=23))  # the cut-off is 24 hours before the start
+    services.cancel(scene.host, x.id, "临时调整")
+    assert set(statuses(waiting).values()) == {S.WAITLISTED}
+    assert notifications("promoted") == []
+    assert held(scene.slot) == 12  # the freed places stay free
+
+
+def test_promotion_until_the_booking_cut_off(scene, full_slot, frozen_now):
+    _a, x, waiting = full_slot
+    frozen_now.set(START - timedelta(hours=24))
+    services.cancel(scene.host, x.id, "临时调整")
+    assert statuses(waiting)["C"] is S.CONFIRMED
+
+
+def test_a_group_bigger_than_the_whole_slot_cannot_join_the_waitlist(scene, full_slot):
+    secretary = f.create_secretary()
+    scene.slot.capacity = 10
+    db.session.commit()
+    error = refused(lambda: services.book(secretary, scene.slot.id, request(12), join_waitlist=True))
+    assert error.field == "headcount" and "该场次共10个名额" in error.message
+    assert db.session.scalar(sa.select(sa.func.count(Booking.id)).where(
+        Booking.organisation_id == secretary.organisation_id)) == 0
+
+
+def test_a_waitlisted_group_cannot_grow_beyond_the_whole_slot(scene, full_slot):
+    _a, _x, waiting = full_slot
+    d, d_secretary = waiting["D"]
+    scene.package.max_group_size = 40
+    db.session.commit()
+    error = refused(lambda: services.change_headcount(d_secretary, d.id, 21))  # capacity 20
+    assert error.field == "headcount"
+    assert fresh(Booking, d.id).headcount == 4
+    services.change_headcount(d_secretary, d.id, 20)
+    assert fresh(Booking, d.id).headcount == 20
 
 
 def test_places_freed_while_booking_was_closed_go_to_the_waitlist_on_reopening(scene, full_slot):

@@ -29,6 +29,7 @@ from .notifications import notify
 
 # [0-9], not \d: \d would also accept Arabic-Indic and other Unicode digits.
 MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
+COUNTRY_CODE = re.compile(r"^(\+|00)86-?")
 LANDLINE = re.compile(r"^0[0-9]{2,3}-?[0-9]{7,8}(-[0-9]{1,6})?$")
 CHANGEABLE = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
 
@@ -58,8 +59,18 @@ class BookingRequest:
 
 
 def normalise_phone(phone: str) -> str:
-    # NFKC turns the full-width digits and dashes of Chinese input methods into ASCII ones.
-    return re.sub(r"[\s()]", "", unicodedata.normalize("NFKC", phone or ""))
+    """The number as stored: mobiles as 11 digits, landlines as written (021-64001234).
+
+    NFKC turns the full-width digits and dashes of Chinese input methods into ASCII ones; the
+    country code of numbers copied from a phone's contacts (+86, 0086) is dropped.
+    """
+    phone = re.sub(r"[\s()]", "", unicodedata.normalize("NFKC", phone or ""))
+    national = COUNTRY_CODE.sub("", phone)
+    if national != phone and not national.startswith(("0", "1")):
+        national = "0" + national  # +86 21 6400 1234 is 021-64001234 at home
+    if MOBILE.match(national.replace("-", "")):
+        return national.replace("-", "")  # 139-1234-5678
+    return national
 
 
 def is_valid_phone(phone: str) -> bool:
@@ -197,6 +208,14 @@ def _check_group_size(package: Package, headcount: int) -> None:
                   min=package.min_group_size, max=package.max_group_size), "headcount")
 
 
+def _check_fits_the_slot(slot: Slot, headcount: int) -> None:
+    """A waitlisted group bigger than the whole slot would wait for ever."""
+    if headcount > slot.capacity:
+        _refuse(_("This slot takes %(capacity)s people in all, so a group of %(headcount)s cannot be "
+                  "placed, not even from the waitlist.", capacity=slot.capacity, headcount=headcount),
+                "headcount")
+
+
 # -- booking --------------------------------------------------------------------------------
 
 def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bool = False) -> Booking:
@@ -228,6 +247,7 @@ def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bo
     if places.remaining >= request.headcount:
         status = BookingStatus.PENDING if slot.station.requires_approval else BookingStatus.CONFIRMED
     elif join_waitlist:
+        _check_fits_the_slot(slot, request.headcount)
         status = BookingStatus.WAITLISTED
     elif places.groups_full:
         _refuse(_("This slot has no room for another group. You can join the waitlist."),
@@ -274,6 +294,8 @@ def change_headcount(user: User, booking_id: int, headcount: int) -> Booking:
     if refusal:
         _refuse(refusal)
     _check_group_size(slot.package, headcount)
+    if booking.status is BookingStatus.WAITLISTED:
+        _check_fits_the_slot(slot, headcount)
     if headcount == booking.headcount:
         db.session.rollback()
         return booking
@@ -382,8 +404,12 @@ def _require_station_staff(user: User, slot: Slot) -> None:
 
 
 def promote_waitlist(slot: Slot) -> list[Booking]:
-    """Inside the slot's lock: move waitlisted bookings, oldest first, into the freed places."""
-    if slot.status is not SlotStatus.OPEN or clock.now() >= slot.starts_at:
+    """Inside the slot's lock: move waitlisted bookings, oldest first, into the freed places.
+
+    Only until the booking cut-off: after it the station plans with the groups it has, and a
+    branch moved up then could no longer cancel online. Places freed later stay free.
+    """
+    if slot.status is not SlotStatus.OPEN or clock.now() > booking_cutoff(slot, slot.station):
         return []
     waiting = db.session.scalars(
         sa.select(Booking)
