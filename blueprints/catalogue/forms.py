@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import (BooleanField, DateField, IntegerField, SelectField, SelectMultipleField, StringField,
+from wtforms import (BooleanField, DateField, SelectField, SelectMultipleField, StringField,
                      TextAreaField)
 from wtforms.fields.choices import SelectChoice as C
 from wtforms.validators import Optional, ValidationError
@@ -11,7 +11,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from blueprints.admin.models import QuotaPeriod
 from blueprints.booking.models import BookingStatus
 from blueprints.catalog.models import Category
-from blueprints.core.forms import BaseForm
+from blueprints.core.forms import BaseForm, WholeNumberField
 from blueprints.core.input_guard import MAX_ID
 
 from .audit import BOOKING_ACTIONS, SLOT_ACTIONS
@@ -56,8 +56,8 @@ class StationForm(BaseForm):
     speciality = StringField(_l("Speciality"))
     description = TextAreaField(_l("Description"))
     requires_approval = BooleanField(_l("Bookings need the host's approval"))
-    booking_cutoff_hours = IntegerField(_l("Booking closes (hours before the start)"), validators=[Optional()])
-    cancel_deadline_hours = IntegerField(_l("Cancellation deadline (hours before the start)"), validators=[Optional()])
+    booking_cutoff_hours = WholeNumberField(_l("Booking closes (hours before the start)"), validators=[Optional()])
+    cancel_deadline_hours = WholeNumberField(_l("Cancellation deadline (hours before the start)"), validators=[Optional()])
     active = BooleanField(_l("Active (branches can book here)"))
     hosts = MultiCheckboxField(_l("Hosts"), coerce=db_id, validate_choice=False)
 
@@ -79,9 +79,9 @@ class PackageForm(BaseForm):
     title = StringField(_l("Title"))
     summary = StringField(_l("Summary"))
     description = TextAreaField(_l("Description"))
-    duration_minutes = IntegerField(_l("Duration (minutes)"), validators=[Optional()])
-    min_group_size = IntegerField(_l("Smallest group (people)"), validators=[Optional()])
-    max_group_size = IntegerField(_l("Largest group (people)"), validators=[Optional()])
+    duration_minutes = WholeNumberField(_l("Duration (minutes)"), validators=[Optional()])
+    min_group_size = WholeNumberField(_l("Smallest group (people)"), validators=[Optional()])
+    max_group_size = WholeNumberField(_l("Largest group (people)"), validators=[Optional()])
     campaign = SelectField(_l("Campaign"), coerce=optional_int, validate_choice=False)
     stations = MultiCheckboxField(_l("Offered at these stations"), coerce=db_id, validate_choice=False)
     active = BooleanField(_l("Active (shown on the menu)"))
@@ -98,7 +98,7 @@ class QuotaForm(BaseForm):
     organisation = StringField(_l("Organisation"))
     category = SelectField(_l("Category"), validate_choice=False)
     period = SelectField(_l("Period"), validate_choice=False)
-    max_bookings = IntegerField(_l("At most this many bookings"), validators=[Optional()])
+    max_bookings = WholeNumberField(_l("At most this many bookings"), validators=[Optional()])
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
-from wtforms import BooleanField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField
+from wtforms import BooleanField, HiddenField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, Regexp
 
 from blueprints.accounts.models import ORGANISATION_KIND_LABELS, ROLE_LABELS, OrganisationKind, Role
-from blueprints.core.forms import BaseForm
+from blueprints.core.forms import BaseForm, WholeNumberField
 
 PHONE_PATTERN = r"^(\+?[0-9][0-9\- ]{5,18}[0-9])?$"
 USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]+$"
@@ -45,7 +45,7 @@ class OrganisationForm(BaseForm):
     kind = SelectField(_l("Kind"), validators=[DataRequired()])
     parent = StringField(_l("Parent organisation"), validators=[Optional(), Length(max=120)])
     subdistrict = StringField(_l("Subdistrict or town"), validators=[Optional(), Length(max=60)])
-    member_count = IntegerField(_l("Party members"), default=0,
+    member_count = WholeNumberField(_l("Party members"), default=0,
                                 validators=[InputRequired(message=_l("Enter a whole number.")),
                                             NumberRange(min=0, max=1_000_000)])
     secretary_name = StringField(_l("Secretary's name"), validators=[Optional(), Length(max=60)])
