@@ -116,3 +116,27 @@ def test_messages_outside_a_request_use_the_default_language(app):
 
     with app.app_context():
         assert gettext("This slot has been cancelled.") == "该场次已取消。"
+
+
+@pytest.mark.parametrize("raw,errors", [
+    ("abc", ["请填写整数。"]),
+    ("", []),          # Optional: nothing to say
+    ("0", ["范围1-5"]),
+    ("3", []),
+])
+def test_whole_number_field_gives_one_message(app, raw, errors):
+    from werkzeug.datastructures import MultiDict
+    from wtforms.validators import NumberRange, Optional
+
+    from blueprints.core.forms import BaseForm, WholeNumberField
+
+    class Form(BaseForm):
+        class Meta:
+            csrf = False
+
+        n = WholeNumberField("n", validators=[Optional(), NumberRange(1, 5, message="范围1-5")],
+                             invalid_message="请填写整数。")
+
+    form = Form(MultiDict({"n": raw}))
+    form.validate()
+    assert form.n.errors == errors

@@ -43,5 +43,6 @@ class WholeNumberField(IntegerField):
             raise ValueError(self.invalid_message or str(exc)) from None
 
     def pre_validate(self, form):
-        if self.process_errors:
+        # Empty input is left to Optional / InputRequired, which replace the parse error.
+        if self.process_errors and self.raw_data and self.raw_data[0].strip():
             raise StopValidation()
