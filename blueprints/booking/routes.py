@@ -131,7 +131,8 @@ def _booked_message(booking) -> str:
         return _("Booked: your booking is confirmed.")
     if booking.status is BookingStatus.PENDING:
         return _("Booked: the station will review your booking; its places are held for you meanwhile.")
-    return _("You are on the waitlist. We will tell you as soon as places free up.")
+    return _("You are on the waitlist. If places free up before booking closes, you move up automatically "
+             "and we tell you.")
 
 
 def _attach(form, error: services.BookingError) -> None:
