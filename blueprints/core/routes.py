@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from .extensions import db
 from .forms import EmptyForm
+from .shared_state import redis_client
 
 bp = Blueprint("core", __name__)
 
@@ -39,24 +40,11 @@ def _check_database() -> str:
 
 def _check_redis() -> str:
     try:
-        _redis_client().ping()
+        redis_client().ping()
         return "ok"
     except Exception as exc:  # noqa: BLE001
         current_app.logger.warning("health check: redis unavailable: %s", exc)
         return "unavailable"
-
-
-def _redis_client():
-    """One client (and connection pool) per process and app, made on first use, after the fork."""
-    client = current_app.extensions.get("healthz_redis")
-    if client is None:
-        import redis
-
-        client = redis.Redis.from_url(
-            current_app.config["REDIS_URL"], socket_connect_timeout=0.5, socket_timeout=0.5
-        )
-        current_app.extensions["healthz_redis"] = client
-    return client
 
 
 def safe_next(target: str | None, fallback: str) -> str:

@@ -30,6 +30,7 @@ from sqlalchemy.orm.util import identity_key
 from blueprints.accounts.models import Organisation, User
 from blueprints.booking.models import Booking
 from blueprints.catalog.models import Campaign, Package, Slot, Station
+from blueprints.core.shared_state import redis_client
 
 from . import services
 from .models import FeedKind, FeedToken
@@ -101,23 +102,14 @@ def install(app) -> None:
     url = app.config.get("REDIS_URL")
     if not url or not app.config.get("FEED_VALIDATOR_CACHE", True):
         return
-    import redis
-
-    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-    app.extensions["feed_validator_cache"] = ValidatorCache(client)
+    app.extensions["feed_validator_cache"] = ValidatorCache(redis_client(app))
 
 
 # -- the feed route's two steps; every Redis error falls back to SQL -------------------------------
 
 def cached_validator(token: str, base_url: str) -> Validator | None:
     cache = current()
-    if cache is None:
-        return None
-    try:
-        hit = cache.lookup(token, base_url)
-    except Exception as exc:  # noqa: BLE001
-        log.warning("feed validator cache unavailable: %s", exc)
-        return None
+    hit = _safely(lambda: cache.lookup(token, base_url)) if cache else None
     return Validator(*hit) if hit else None
 
 
