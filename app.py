@@ -7,6 +7,8 @@ from pathlib import Path
 
 from flask import Flask, current_app, request
 
+from blueprints.core import changes, render_cache
+from blueprints.core import compression
 from blueprints.core import config as config_module
 from blueprints.core import input_guard
 from blueprints.core import security
@@ -30,6 +32,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(test_config)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(str(d) for d in translation_directories())
     configure_logging(app)  # request ids and JSON log lines first, so every later hook has them
+    compression.init_app(app)  # before the other hooks: its after_request runs after theirs, on the final body
 
     import blueprints.models  # noqa: F401  (every model registered before anything uses them)
 
@@ -39,6 +42,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     htmx.init_app(app)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     login_manager.init_app(app)
+    changes.install(app)  # version counters every cache validates against
+    render_cache.install(app)
     input_guard.init_app(app)  # before the blueprints: bounded <int:…> ids; NUL and absurd pages refused
 
     for feature in FEATURES:
@@ -74,6 +79,7 @@ def _register_template_helpers(app: Flask) -> None:
             # Blocks rendered alone show the flashed messages themselves; full pages show them once in base.html.
             "fragment_request": wants_fragment,
             "request_path": request.full_path.rstrip("?"),
+            "cached_blocks": {},  # blocks a route hands in from the render cache (core/page_cache.py)
         }
 
 

@@ -8,9 +8,11 @@ import pytest
 from flask.testing import FlaskClient
 
 from app import create_app
-from blueprints.core import clock
+from blueprints.core import changes, clock, render_cache
 from blueprints.core.config import normalise_database_url
 from blueprints.core.extensions import db
+
+from blueprints.feeds import ics
 
 from . import factories
 
@@ -53,7 +55,10 @@ def app(request, tmp_path_factory):
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
     else:
         url = normalise_database_url(os.environ["TEST_DATABASE_URL"])
-    application = create_app(app_config(url))
+    # Versions of this test process's own: another pytest process bumping them would only make
+    # the entries of this one miss (correct, but the tests count what a hit saves).
+    versions_file = tmp_path_factory.mktemp("cache") / "versions.bin"
+    application = create_app(app_config(url, CACHE_VERSIONS_FILE=versions_file))
     application.test_client_class = SessionIsolatingClient
     with application.app_context():
         db.drop_all()
@@ -73,6 +78,10 @@ def _empty_database() -> None:
         for table in reversed(db.metadata.sorted_tables):
             db.session.execute(table.delete())
     db.session.commit()
+    # Ids start again from 1: nothing cached about the previous test's rows may survive.
+    changes.bump({changes.GLOBAL})
+    render_cache.clear_entries()
+    ics.SERIALISED.items.clear()
 
 
 @pytest.fixture(autouse=True)

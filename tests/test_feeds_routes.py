@@ -13,11 +13,11 @@ import vobject
 
 from blueprints.booking.models import BookingStatus
 from blueprints.core.extensions import db
-from blueprints.feeds import services, validator_cache
+from blueprints.feeds import services
 from blueprints.feeds.models import FeedKind, FeedToken
-from blueprints.feeds.validator_cache import ValidatorCache
 
 from . import factories as f
+from .cache_support import MODES, use_cache
 from .conftest import FROZEN_NOW
 
 
@@ -29,22 +29,12 @@ def path_of(url: str) -> str:
     return url.split("localhost", 1)[1]
 
 
-@pytest.fixture(autouse=True, params=["sql", "redis-cache"])
+@pytest.fixture(autouse=True, params=MODES)
 def validator_mode(request, app, monkeypatch):
-    """Every feed test runs twice: validators from SQL, and through the Redis validator cache
-    (the machine's Redis when TEST_REDIS_URL is set, an in-memory fake otherwise)."""
-    if request.param == "redis-cache":
-        monkeypatch.setitem(app.extensions, "feed_validator_cache", ValidatorCache(fresh_redis()))
+    """Every feed test runs without the cache, with per-process entries and the versions file,
+    and through Redis."""
+    use_cache(app, monkeypatch, request.param)
     return request.param
-
-
-def fresh_redis():
-    url = os.environ.get("TEST_REDIS_URL")
-    client = redis.Redis.from_url(url) if url else fakeredis.FakeRedis()
-    stale = client.keys(validator_cache.PREFIX + "*")
-    if stale:
-        client.delete(*stale)
-    return client
 
 
 @pytest.fixture
@@ -184,8 +174,9 @@ def _org_feed_path(secretary) -> str:
     return f"/feeds/{sub.token}.ics"
 
 
-def test_feed_needs_no_login_and_has_calendar_headers(client, secretary_with_booking):
+def test_feed_needs_no_login_and_has_calendar_headers(client, frozen_now, secretary_with_booking):
     secretary, booking = secretary_with_booking
+    frozen_now.set(FROZEN_NOW + timedelta(seconds=1))  # Last-Modified only once its second is over
     response = client.get(_org_feed_path(secretary), headers={"Accept-Encoding": "identity"})
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/calendar; charset=utf-8"
@@ -202,6 +193,7 @@ def test_feed_needs_no_login_and_has_calendar_headers(client, secretary_with_boo
 def test_feed_conditional_get_304_until_something_changes(client, frozen_now, secretary_with_booking):
     secretary, booking = secretary_with_booking
     path = _org_feed_path(secretary)
+    frozen_now.set(FROZEN_NOW + timedelta(seconds=1))
     first = client.get(path)
     etag, last_modified = first.headers["ETag"], first.headers["Last-Modified"]
     again = client.get(path)
@@ -222,21 +214,28 @@ def test_feed_conditional_get_304_until_something_changes(client, frozen_now, se
     assert client.get(path, headers={"If-Modified-Since": last_modified}).status_code == 200
 
 
-def test_feed_304_does_not_build_the_calendar(client, secretary_with_booking, monkeypatch, count_queries,
-                                              validator_mode):
+def test_feed_cached_304_and_200_build_nothing_and_ask_no_sql(client, secretary_with_booking, monkeypatch,
+                                                             count_queries, validator_mode):
     secretary, _ = secretary_with_booking
     path = _org_feed_path(secretary)
-    etag = client.get(path).headers["ETag"]
+    first = client.get(path)
+    etag = first.headers["ETag"]
+    if validator_mode == "uncached":
+        with count_queries() as counter:
+            assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
+        assert counter.count == 3  # token, freshness, the bookings: the ETag is the document's digest
+        return
     from blueprints.feeds import routes
 
     def boom(feed):
-        raise AssertionError("calendar built for a 304")
+        raise AssertionError("calendar built again while nothing changed")
 
     monkeypatch.setattr(routes, "feed_document", boom)
     with count_queries() as counter:
         assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
-    # SQL: resolve the token + one aggregate; the validator cache: nothing asked of the database
-    assert counter.count == (0 if validator_mode == "redis-cache" else 2)
+        again = client.get(path)
+    assert counter.count == 0
+    assert again.status_code == 200 and again.get_data() == first.get_data() and again.headers["ETag"] == etag
 
 
 def test_feed_unknown_token_404_without_hint(client, secretary_with_booking):

@@ -6,9 +6,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from blueprints.accounts.guards import secretary_required
-from blueprints.core import clock
+from blueprints.core import changes, clock
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render, trigger, wants_fragment
+from blueprints.core.page_cache import render_public
 
 from . import queries, services
 from .capacity import availability, availability_for
@@ -40,12 +41,17 @@ def _page_number(name: str = "page") -> int:
 
 @bp.get("/packages/<int:package_id>")
 def package(package_id: int):
-    found = queries.package_or_none(package_id)
-    if found is None:
-        abort(404)
-    slots = queries.upcoming_slots_of_package(found.id, _page_number(), current_app.config["PAGE_SIZE"])
-    places = availability_for(slot.id for slot in slots.items)
-    return render("booking/package.html", "slots", package=found, slots=slots, places=places)
+    def build(recording):
+        found = queries.package_or_none(package_id)
+        if found is None:
+            abort(404)
+        slots = queries.upcoming_slots_of_package(found.id, _page_number(), current_app.config["PAGE_SIZE"])
+        if recording is not None:
+            recording.changes_at(*(slot.starts_at for slot in slots.items))  # started slots leave the list
+        return {"package": found, "slots": slots, "places": availability_for(slot.id for slot in slots.items)}
+
+    return render_public("booking/package.html", parts=("package", package_id, request.query_string),
+                         deps=[changes.package(package_id)], build=build, fragment="slots")
 
 
 def _slot_context(slot, form=None, error=None):
@@ -76,18 +82,41 @@ def _load_slot(slot_id: int):
     return slot
 
 
+def _slot_moments(slot) -> tuple:
+    """When time alone changes what the slot page shows: booking closes, the slot starts."""
+    return services.booking_cutoff(slot, slot.station), slot.starts_at
+
+
 @bp.get("/slots/<int:slot_id>")
 def slot(slot_id: int):
-    return render("booking/slot.html", "booking_panel", **_slot_context(_load_slot(slot_id)))
+    if wants_fragment():  # the booking panel alone: the user's own
+        return render("booking/slot.html", "booking_panel", **_slot_context(_load_slot(slot_id)))
+
+    def build(recording):
+        found = _load_slot(slot_id)
+        if recording is not None:
+            recording.changes_at(*_slot_moments(found))
+        if current_user.is_authenticated:
+            return {"slot": found, "places": availability(found.id)}  # the booking panel is theirs
+        return _slot_context(found)
+
+    return render_public("booking/slot.html", parts=("slot", slot_id), deps=[changes.slot(slot_id)],
+                         build=build, blocks=("title", "slot_public"), fragment=None,
+                         personal=lambda: _slot_context(_load_slot(slot_id)))
 
 
 @bp.get("/slots/<int:slot_id>/places")
 def places(slot_id: int):
     """The live places-left element (polled by htmx); without htmx, the slot page."""
-    found = _load_slot(slot_id)
     if not wants_fragment():
-        return redirect(url_for("booking.slot", slot_id=found.id))
-    return render("booking/slot.html", "places", slot=found, places=availability(found.id))
+        return redirect(url_for("booking.slot", slot_id=slot_id))
+
+    def build(recording):
+        found = _load_slot(slot_id)
+        return {"slot": found, "places": availability(found.id)}
+
+    return render_public("booking/slot.html", parts=("places", slot_id), deps=[changes.slot(slot_id)],
+                         build=build, fragment="places")
 
 
 @bp.post("/slots/<int:slot_id>/book")

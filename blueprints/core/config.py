@@ -55,6 +55,7 @@ def from_environment(instance_path: Path) -> dict:
         "RATELIMIT_STORAGE_URI": os.environ.get("RATELIMIT_STORAGE_URI") or None,  # default: REDIS_URL
         "PROXY_FIX": int(os.environ.get("PROXY_FIX") or 0),  # proxies in front whose X-Forwarded-* we trust
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "").lower() in {"1", "true", "yes"},
+        "RENDER_CACHE": os.environ.get("RENDER_CACHE", "1") != "0",
         "SESSION_PROTECTION": os.environ.get("SESSION_PROTECTION", "strong"),
     }
 

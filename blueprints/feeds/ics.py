@@ -110,7 +110,7 @@ def booking_event(booking: Booking, link: str) -> Event:
     slot, station, package = booking.slot, booking.slot.station, booking.slot.package
     event = Event()
     event.add("uid", booking_uid(booking.id))
-    event.add("sequence", booking.revision)
+    event.add("sequence", booking_sequence(booking))
     status = STATUS[booking.status]
     event.add("status", status)
     prefix = ""
@@ -133,8 +133,15 @@ def booking_event(booking: Booking, link: str) -> Event:
     event.add("transp", "TRANSPARENT" if status == "CANCELLED" else "OPAQUE")
     event.add("categories", [str(package.category.label)])
     _times(event, slot, booking.created_at,
-           _latest(booking.updated_at, slot.updated_at, station.updated_at, package.updated_at))
+           _latest(booking.updated_at, slot.updated_at, station.updated_at, package.updated_at,
+                   booking.organisation.updated_at))
     return event
+
+
+def booking_sequence(booking: Booking) -> int:
+    """Raised by every change of the booking and of its slot's time or status — also for a
+    booking cancelled before its slot moved, whose own revision no longer changes."""
+    return booking.revision + booking.slot.revision
 
 
 def host_slot_event(slot: Slot, bookings: list[Booking], sequence: int, link: str) -> Event:
@@ -165,12 +172,14 @@ def host_slot_event(slot: Slot, bookings: list[Booking], sequence: int, link: st
     event.add("url", link)
     event.add("categories", [str(package.category.label)])
     created = min([slot.created_at] + [b.created_at for b in bookings])
-    modified = _latest(slot.updated_at, station.updated_at, package.updated_at, *(b.updated_at for b in bookings))
+    modified = _latest(slot.updated_at, station.updated_at, package.updated_at,
+                       *(b.updated_at for b in bookings), *(b.organisation.updated_at for b in bookings))
     _times(event, slot, created, modified)
     return event
 
 
-def public_slot_event(slot: Slot, remaining: int, link: str) -> Event:
+def public_slot_event(slot: Slot, remaining: int, link: str, places_changed: datetime | None = None) -> Event:
+    """``places_changed``: when a booking of the slot last changed (the places left with it)."""
     station, package = slot.station, slot.package
     event = Event()
     event.add("uid", public_slot_uid(slot.id))
@@ -189,7 +198,8 @@ def public_slot_event(slot: Slot, remaining: int, link: str) -> Event:
     event.add("url", link)
     event.add("transp", "TRANSPARENT")
     event.add("categories", [str(package.category.label)])
-    _times(event, slot, slot.created_at, _latest(slot.updated_at, station.updated_at, package.updated_at))
+    _times(event, slot, slot.created_at,
+           _latest(slot.updated_at, station.updated_at, package.updated_at, places_changed))
     return event
 
 
@@ -200,3 +210,74 @@ def render(name: str, events: Iterable[Callable[[], Event]], *, feed: bool = Tru
         for make in events:
             cal.add_component(make())
         return cal.to_ical()
+
+
+END = b"END:VCALENDAR\r\n"
+
+
+class SerialisedEvents:
+    """VEVENT bytes kept per process by what they are built from (row ids, versions and times,
+    link, places): after a change only the events whose rows changed are built again."""
+
+    def __init__(self, max_items: int = 50_000):
+        from collections import OrderedDict
+
+        self.items: "OrderedDict[tuple, bytes]" = OrderedDict()
+        self.max_items = max_items
+
+    def get(self, key: tuple, make: Callable[[], Event]) -> bytes:
+        found = self.items.get(key)
+        if found is None:
+            found = make().to_ical()
+            self.items[key] = found
+            if len(self.items) > self.max_items:
+                self.items.popitem(last=False)
+        else:
+            self.items.move_to_end(key)
+        return found
+
+
+SERIALISED = SerialisedEvents()
+
+
+def _station_inputs(station) -> tuple:
+    return (station.id, station.name, station.address, station.phone, station.updated_at)
+
+
+def _package_inputs(package) -> tuple:
+    return (package.id, package.title, package.category.value, package.summary, package.updated_at)
+
+
+def _slot_inputs(slot: Slot) -> tuple:
+    return (slot.id, slot.starts_at, slot.ends_at, slot.status.value, slot.capacity, slot.revision,
+            slot.created_at, slot.updated_at, _station_inputs(slot.station), _package_inputs(slot.package))
+
+
+def _booking_inputs(booking: Booking) -> tuple:
+    return (booking.id, booking.status.value, booking.headcount, booking.contact_name, booking.contact_phone,
+            booking.revision, booking.created_at, booking.updated_at, booking.organisation.name,
+            booking.organisation.updated_at)
+
+
+def booking_event_key(booking: Booking, link: str) -> tuple:
+    """Everything :func:`booking_event` reads: equal keys give equal bytes."""
+    return ("booking", link, _booking_inputs(booking), _slot_inputs(booking.slot))
+
+
+def host_slot_event_key(slot: Slot, bookings: list[Booking], sequence: int, link: str) -> tuple:
+    return ("host", link, sequence, _slot_inputs(slot), tuple(_booking_inputs(b) for b in bookings))
+
+
+def public_slot_event_key(slot: Slot, remaining: int, link: str, places_changed: datetime | None) -> tuple:
+    return ("public", link, remaining, places_changed, _slot_inputs(slot))
+
+
+def render_keyed(name: str, events: Iterable[tuple[tuple, Callable[[], Event]]]) -> bytes:
+    """The same bytes as :func:`render` for a feed, each event reused by its key when unchanged."""
+    with force_locale("zh_CN"):
+        head = new_calendar(name, feed=True).to_ical()
+        assert head.endswith(END)
+        parts = [head[: -len(END)]]
+        parts += [SERIALISED.get((uid_domain(), *key), make) for key, make in events]
+        parts.append(END)
+        return b"".join(parts)

@@ -14,7 +14,9 @@ from blueprints.booking.capacity import availability_for
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render, wants_fragment
 
-from . import ics, services, validator_cache
+from blueprints.core import clock
+
+from . import documents, ics, services
 from .models import FeedKind
 
 bp = Blueprint("feeds", __name__)
@@ -27,8 +29,6 @@ def _configure(state):
     state.app.config.setdefault(
         "CALENDAR_UID_DOMAIN", os.environ.get("CALENDAR_UID_DOMAIN") or ics.DEFAULT_UID_DOMAIN
     )
-    state.app.config.setdefault("FEED_VALIDATOR_CACHE", os.environ.get("FEED_VALIDATOR_CACHE", "1") != "0")
-    validator_cache.install(state.app)
 
 
 def _link(endpoint: str, fallback: str = "menu.index", **values) -> str:
@@ -57,8 +57,16 @@ def _calendar_response(body: bytes, filename: str, validator=None):
     response.headers["X-Content-Type-Options"] = "nosniff"
     if validator is not None:
         response.set_etag(validator.etag)
-        response.last_modified = validator.last_modified
+        if _last_modified_is_reliable(validator.last_modified):
+            response.last_modified = validator.last_modified
     return response
+
+
+def _last_modified_is_reliable(last_modified) -> bool:
+    """A Last-Modified within the current second could be followed by another change in the
+    same second that it cannot tell apart (RFC 9110 §8.8.2.2): send it only once that second is
+    over, so that an If-Modified-Since can never hide a change. The ETag is always sent."""
+    return clock.now().replace(microsecond=0) > last_modified
 
 
 def _not_modified(validator) -> bool:
@@ -66,7 +74,8 @@ def _not_modified(validator) -> bool:
     if request.if_none_match:
         return request.if_none_match.contains(validator.etag) or request.if_none_match.star_tag
     since = request.if_modified_since
-    return since is not None and validator.last_modified <= since
+    return (since is not None and _last_modified_is_reliable(validator.last_modified)
+            and validator.last_modified <= since)
 
 
 def feed_document(feed: services.Feed) -> bytes:
@@ -78,23 +87,32 @@ def _feed_document(feed: services.Feed) -> bytes:
     if feed.kind is FeedKind.ORGANISATION:
         bookings = services.organisation_bookings(feed.target_id)
         name = _("%(name)s · Party-day bookings", name=feed.name)
-        events = [lambda b=b: ics.booking_event(b, booking_link(b)) for b in bookings]
+        events = []
+        for b in bookings:
+            link = booking_link(b)
+            events.append((ics.booking_event_key(b, link), lambda b=b, link=link: ics.booking_event(b, link)))
     elif feed.kind is FeedKind.STATION:
         slots, roster = services.station_slots(feed.target_id)
         totals = services.all_bookings_of_slots([s.id for s in slots])
         name = _("%(name)s · booked slots", name=feed.name)
-        events = [
-            lambda s=s: ics.host_slot_event(
-                s, roster[s.id], s.revision + sum(totals.get(s.id, (0, 0))), host_slot_link(s))
-            for s in slots
-        ]
+        events = []
+        for s in slots:
+            link, sequence = host_slot_link(s), s.revision + sum(totals.get(s.id, (0, 0)))
+            events.append((ics.host_slot_event_key(s, roster[s.id], sequence, link),
+                           lambda s=s, link=link, sequence=sequence: ics.host_slot_event(
+                               s, roster[s.id], sequence, link)))
     else:
         slots = services.public_slots(feed.target_id)
         places = availability_for([s.id for s in slots])
+        changed = services.places_changed_at([s.id for s in slots])
         name = _("%(name)s · open slots", name=feed.name)
-        events = [lambda s=s: ics.public_slot_event(s, places[s.id].remaining, public_slot_link(s))
-                  for s in slots]
-    return ics.render(name, events)
+        events = []
+        for s in slots:
+            link, remaining = public_slot_link(s), places[s.id].remaining
+            events.append((ics.public_slot_event_key(s, remaining, link, changed.get(s.id)),
+                           lambda s=s, link=link, remaining=remaining: ics.public_slot_event(
+                               s, remaining, link, changed.get(s.id))))
+    return ics.render_keyed(name, events)
 
 
 def _not_modified_response(validator):
@@ -106,16 +124,14 @@ def _not_modified_response(validator):
 
 @bp.get("/feeds/<token>.ics")
 def feed(token: str):
-    if request.if_none_match or request.if_modified_since:
-        cached = validator_cache.cached_validator(token, request.host_url)
-        if cached is not None and _not_modified(cached):
-            return _not_modified_response(cached)
-    found, validator = validator_cache.resolve_and_validate(token, request.host_url)
+    if not token or len(token) > 64:
+        abort(404)
+    found = documents.document(token, request.host_url, feed_document)
     if found is None:
         abort(404)
-    if _not_modified(validator):
-        return _not_modified_response(validator)
-    return _calendar_response(feed_document(found), "calendar.ics", validator)
+    if _not_modified(found):
+        return _not_modified_response(found)
+    return _calendar_response(found.body, "calendar.ics", found)
 
 
 @bp.get("/bookings/<int:booking_id>.ics")

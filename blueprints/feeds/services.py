@@ -206,29 +206,41 @@ class Validator:
     last_modified: datetime
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """When a feed's data last changed, and the next moment time alone changes the feed."""
+
+    last_modified: datetime
+    changes_at: datetime | None
+
+
 def _latest(*moments) -> datetime:
     values = [m for m in moments if m is not None]
     return max(values) if values else datetime(2000, 1, 1, tzinfo=clock.LOCAL_TZ)
 
 
-def validator(feed: Feed, base_url: str) -> Validator:
-    """ETag and Last-Modified of ``feed`` from one aggregate query, without building anything.
+def _earliest(*moments) -> datetime | None:
+    values = [m for m in moments if m is not None]
+    return min(values) if values else None
+
+
+def freshness(feed: Feed) -> Freshness:
+    """Last-Modified of ``feed`` from one aggregate query, and when time alone changes it next.
 
     The aggregate runs over every row that could appear (any status), so that a row leaving the
-    feed changes it too; rows that left only because time passed are caught by ``dropped``.
+    feed moves it too; rows that left only because time passed are caught by ``dropped``.
     """
     now = clock.now()
     if feed.kind is FeedKind.ORGANISATION:
         watched, shown = organisation_filter(feed.target_id)
-        left_by_time = sa.and_(Booking.status.in_(ENDED_STATUSES), Booking.updated_at < now - ENDED_VISIBLE)
+        ended = Booking.status.in_(ENDED_STATUSES)
         query = (
             sa.select(
                 sa.func.max(Booking.updated_at), sa.func.max(Slot.updated_at),
-                sa.func.max(Station.updated_at), sa.func.max(Package.updated_at),
-                sa.func.count(Booking.id), sa.func.coalesce(sa.func.sum(Booking.revision), 0),
-                sa.func.coalesce(sa.func.sum(Slot.revision), 0),
-                sa.func.max(sa.case((left_by_time, Booking.updated_at))),
+                sa.func.max(Station.updated_at), sa.func.max(Package.updated_at), sa.null(),
+                sa.func.max(sa.case((sa.and_(ended, Booking.updated_at < now - ENDED_VISIBLE), Booking.updated_at))),
                 sa.func.min(Slot.starts_at),
+                sa.func.min(sa.case((sa.and_(ended, Booking.updated_at >= now - ENDED_VISIBLE), Booking.updated_at))),
             )
             .select_from(Booking).join(Slot, Slot.id == Booking.slot_id)
             .join(Station, Station.id == Slot.station_id).join(Package, Package.id == Slot.package_id)
@@ -239,27 +251,34 @@ def validator(feed: Feed, base_url: str) -> Validator:
             sa.select(
                 sa.func.max(Booking.updated_at), sa.func.max(Slot.updated_at),
                 sa.func.max(Station.updated_at), sa.func.max(Package.updated_at),
-                sa.func.count(sa.distinct(Slot.id)) * 1000003 + sa.func.count(Booking.id),
-                sa.func.coalesce(sa.func.sum(Booking.revision), 0),
-                sa.func.coalesce(sa.func.sum(Slot.revision), 0),
+                sa.func.max(Organisation.updated_at) if feed.kind is FeedKind.STATION else sa.null(),
                 sa.func.max(sa.case((Slot.starts_at <= now, Slot.starts_at))),
                 sa.func.min(Slot.starts_at),
+                sa.func.min(sa.case((Slot.starts_at > now, Slot.starts_at))),
             )
             .select_from(Slot).outerjoin(Booking, Booking.slot_id == Slot.id)
+            .outerjoin(Organisation, Organisation.id == Booking.organisation_id)
             .join(Station, Station.id == Slot.station_id).join(Package, Package.id == Slot.package_id)
             .where(Slot.station_id == feed.target_id, Slot.starts_at >= history_start())
         )
-    (booking_ts, slot_ts, station_ts, package_ts, count, booking_rev, slot_rev,
-     dropped, earliest) = db.session.execute(query).one()
-    if dropped is not None and feed.kind is FeedKind.ORGANISATION:
-        dropped = dropped + ENDED_VISIBLE  # the moment it left the feed
-    last_modified = _latest(booking_ts, slot_ts, station_ts, package_ts, feed.target_updated_at, dropped)
-    fingerprint = "|".join(str(part) for part in (
-        FORMAT_VERSION, feed.key, feed.name, base_url, booking_ts, slot_ts, station_ts, package_ts,
-        feed.target_updated_at, count, booking_rev, slot_rev, dropped, earliest,
-    ))
-    return Validator(hashlib.sha256(fingerprint.encode()).hexdigest()[:32],
-                     last_modified.replace(microsecond=0))
+    (booking_ts, slot_ts, station_ts, package_ts, organisation_ts, dropped, earliest,
+     next_moment) = db.session.execute(query).one()
+    if feed.kind is FeedKind.ORGANISATION:
+        if dropped is not None:
+            dropped = dropped + ENDED_VISIBLE  # the moment it left the feed
+        if next_moment is not None:
+            next_moment = next_moment + ENDED_VISIBLE  # an ended booking leaves the feed then
+    elif feed.kind is FeedKind.STATION:
+        next_moment = None  # a host's booked slots stay until they leave the history window
+    last_modified = _latest(booking_ts, slot_ts, station_ts, package_ts, organisation_ts,
+                            feed.target_updated_at, dropped)
+    leaves_history = earliest + HISTORY if earliest is not None else None
+    return Freshness(last_modified.replace(microsecond=0), _earliest(next_moment, leaves_history))
+
+
+def etag_of(body: bytes) -> str:
+    """The ETag is the document's own digest: a 304 exactly when its bytes are unchanged."""
+    return hashlib.sha256(FORMAT_VERSION.encode() + body).hexdigest()[:32]
 
 
 def organisation_bookings(organisation_id: int) -> list[Booking]:
@@ -308,6 +327,17 @@ def all_bookings_of_slots(slot_ids: list[int]) -> dict[int, tuple[int, int]]:
         .where(Booking.slot_id.in_(slot_ids)).group_by(Booking.slot_id)
     )
     return {slot_id: (int(count), int(total)) for slot_id, count, total in rows}
+
+
+def places_changed_at(slot_ids: list[int]) -> dict[int, datetime]:
+    """Per slot: when one of its bookings last changed (and with it the places left)."""
+    if not slot_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(Booking.slot_id, sa.func.max(Booking.updated_at))
+        .where(Booking.slot_id.in_(slot_ids)).group_by(Booking.slot_id)
+    )
+    return dict(rows.all())
 
 
 def public_slots(station_id: int) -> list[Slot]:

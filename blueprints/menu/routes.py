@@ -4,7 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from blueprints.catalog.models import Category
-from blueprints.core.htmx import render
+from blueprints.core import changes
+from blueprints.core.page_cache import render_public
 
 from .forms import MenuFilterForm
 from .queries import MenuFilters, filter_options, menu_page
@@ -31,8 +32,7 @@ def _filters_from(form: MenuFilterForm) -> MenuFilters:
     )
 
 
-@bp.get("/")
-def index():
+def _menu_context(recording) -> dict:
     options = filter_options(request.args.get("subdistrict", ""), _int_arg("station"))
     form = MenuFilterForm(request.args, options=options)
     status = 200
@@ -43,8 +43,18 @@ def index():
         filters = _filters_from(form)
     page = request.args.get("page", 1, type=int) or 1
     result = menu_page(filters, max(page, 1), current_app.config["PAGE_SIZE"])
+    if recording is not None:
+        slots = [slot for group in result.slots_by_package.values() for slot in group]
+        recording.depend_on(*(changes.slot(slot.id) for slot in slots))  # their places left
+        recording.changes_at(*(slot.starts_at for slot in slots))  # a slot that starts leaves the menu
     args = {k: v for k, v in request.args.items() if k != "page" and v}
-    return render(
-        "menu/index.html", "results", status=status, oob=[STATION_FIELD], form=form, result=result,
-        page_args=args, oob_station=True,
-    )
+    return {"status": status, "form": form, "result": result, "page_args": args, "oob_station": True}
+
+
+@bp.get("/")
+def index():
+    # Which packages and slots are listed changes with any slot, and with any booking where only
+    # slots with places left are listed; the places shown follow each listed slot.
+    deps = [changes.SLOTS] + ([changes.PLACES] if request.args.get("available") else [])
+    return render_public("menu/index.html", parts=("menu", request.query_string), deps=deps,
+                         build=_menu_context, fragment="results", oob=[STATION_FIELD])

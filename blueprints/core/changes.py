@@ -1,0 +1,383 @@
+"""What changed: version counters that every cache of the app validates against.
+
+After each commit the session hooks below know which rows the transaction wrote and bump the
+version of every *scope* those rows show in:
+
+* ``slot:<id>``, ``package:<id>``, ``station:<id>``, ``org:<id>`` — a booking bumps its slot,
+  the slot's package and station, and its organisation; a slot bumps itself, its package and its
+  station;
+* ``slots`` — any slot written (which slots a menu lists), ``places`` — any booking written
+  (which slots still have places);
+* ``global`` — rare catalogue-wide edits (stations, packages, campaigns, organisations, the users
+  and tokens that open feeds, bulk statements) and ``flask cache clear``; every reader depends on it.
+
+Readers read the versions of their scopes *before* their SQL and store what they built under
+those versions; writers bump *after* the commit. So nothing is ever stored under versions newer
+than the data it saw: at worst a render is thrown away once too often.
+
+Versions are shared by every worker and instance: in Redis when ``REDIS_URL`` is set, otherwise
+in a small memory-mapped file under ``instance/`` locked with ``flock`` (several workers of one
+machine, the embedded SQLite default). Writes from outside the app (``flask demo load`` in
+another process, psql, migrations) are covered by ``flask cache clear``.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import mmap
+import os
+import secrets
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path
+from typing import Iterable
+
+import click
+import sqlalchemy as sa
+from flask import Flask, current_app, has_app_context
+from flask.cli import with_appcontext
+from sqlalchemy.orm import ONETOMANY, RelationshipProperty, Session
+from sqlalchemy.orm.util import identity_key
+
+log = logging.getLogger(__name__)
+
+GLOBAL = "global"
+SLOTS = "slots"
+PLACES = "places"
+SEQUENCE = "seq"  # bumped with every other bump: "did anything change since?"
+_PENDING = "changes_pending"  # session.info: scopes to bump after the commit
+
+
+def slot(slot_id) -> str:
+    return f"slot:{slot_id}"
+
+
+def package(package_id) -> str:
+    return f"package:{package_id}"
+
+
+def station(station_id) -> str:
+    return f"station:{station_id}"
+
+
+def organisation(organisation_id) -> str:
+    return f"org:{organisation_id}"
+
+
+# -- the two version stores -----------------------------------------------------------------------
+
+class RedisVersions:
+    """Versions as opaque unique tokens in Redis. A bump writes a fresh token, never a count, so a
+    key lost to eviction or a restart can never come back equal to a version someone stored."""
+
+    PREFIX = "partyday:ver:"
+
+    def __init__(self, client):
+        self.client = client
+
+    @staticmethod
+    def _fresh() -> str:
+        return f"{time.time_ns():x}.{secrets.token_hex(4)}"
+
+    def read(self, keys: list[str]) -> list[str]:
+        names = [self.PREFIX + k for k in keys]
+        values = self.client.mget(names)
+        missing = [n for n, v in zip(names, values) if v is None]
+        if missing:  # first reader of a scope gives it a version, so that its absence means "unknown"
+            pipe = self.client.pipeline(transaction=False)
+            for name in missing:
+                pipe.set(name, self._fresh(), nx=True)
+            pipe.execute()
+            values = self.client.mget(names)
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+    def bump(self, keys: Iterable[str]) -> None:
+        pipe = self.client.pipeline(transaction=True)  # MULTI/EXEC: readers see all or none
+        for key in sorted(set(keys) | {SEQUENCE}):
+            pipe.set(self.PREFIX + key, self._fresh())
+        pipe.execute()
+
+
+class FileVersions:
+    """Counters in a memory-mapped file shared by the processes of one machine.
+
+    Scopes are hashed onto a fixed table of counters: two scopes sharing a counter only ever
+    invalidate each other once too often. The file's random epoch is part of every version, so a
+    recreated file never matches versions read from the old one.
+    """
+
+    COUNTERS = 1 << 17  # 1 MiB
+    _SEQUENCE, _EPOCH = 0, 1
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()  # flock does not exclude threads sharing one descriptor
+        self._open()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_size < self.COUNTERS * 8:
+                os.ftruncate(fd, self.COUNTERS * 8)
+            self.map = mmap.mmap(fd, self.COUNTERS * 8)
+            if struct.unpack_from("<Q", self.map, self._EPOCH * 8)[0] == 0:
+                struct.pack_into("<Q", self.map, self._EPOCH * 8, secrets.randbits(63) | 1)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self.fd = fd
+        self.inode = os.fstat(fd).st_ino
+
+    def _reopen_if_replaced(self) -> None:
+        try:
+            replaced = os.stat(self.path).st_ino != self.inode
+        except FileNotFoundError:
+            replaced = True
+        if replaced:
+            self.map.close()
+            os.close(self.fd)
+            self._open()
+
+    def _index(self, key: str) -> int:
+        return 2 + zlib.crc32(key.encode()) % (self.COUNTERS - 2)
+
+    def read(self, keys: list[str]) -> list[str]:
+        with self._lock:
+            self._reopen_if_replaced()
+            fcntl.flock(self.fd, fcntl.LOCK_SH)
+            try:
+                epoch = struct.unpack_from("<Q", self.map, self._EPOCH * 8)[0]
+                values = [struct.unpack_from("<Q", self.map, self._slot(key) * 8)[0] for key in keys]
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+        return [f"{epoch:x}.{value}" for value in values]
+
+    def _slot(self, key: str) -> int:
+        return self._SEQUENCE if key == SEQUENCE else self._index(key)
+
+    def bump(self, keys: Iterable[str]) -> None:
+        slots = sorted({self._slot(k) for k in keys} | {self._SEQUENCE})
+        with self._lock:
+            self._reopen_if_replaced()
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:
+                for index in slots:
+                    value = struct.unpack_from("<Q", self.map, index * 8)[0]
+                    struct.pack_into("<Q", self.map, index * 8, value + 1)
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+
+def install(app: Flask) -> None:
+    """The app's version store: Redis when configured, else the file under instance/."""
+    if app.config.get("REDIS_URL"):
+        from .shared_state import redis_client
+
+        store = RedisVersions(redis_client(app))
+    else:
+        path = app.config.get("CACHE_VERSIONS_FILE") or Path(app.instance_path) / "cache-versions.bin"
+        store = FileVersions(path)
+    app.extensions["change_versions"] = store
+    app.cli.add_command(cache_cli)
+
+
+def versions():
+    """The current app's version store, or None outside an app."""
+    if not has_app_context():
+        return None
+    return current_app.extensions.get("change_versions")
+
+
+def bump(keys: Iterable[str]) -> None:
+    """Bump scopes now (after a commit made outside the ORM session, or by hand)."""
+    store = versions()
+    keys = set(keys)
+    if store is None or not keys:
+        return
+    try:
+        store.bump(keys)
+    except Exception as exc:  # noqa: BLE001 - a cache must never fail a committed change
+        log.warning("could not bump cache versions %s: %s", sorted(keys)[:10], exc)
+
+
+@click.group("cache", help="The render cache and feed validators.")
+def cache_cli():
+    pass
+
+
+@cache_cli.command("clear")
+@with_appcontext
+def clear_command():
+    """Invalidate every cached page, fragment and feed (after writes from outside the app)."""
+    bump({GLOBAL})
+    from . import render_cache
+
+    render_cache.clear_entries()
+    click.echo("cache cleared")
+
+
+# -- which scopes a transaction's writes touch ---------------------------------------------------
+
+def _classes():
+    from blueprints.accounts.models import Organisation, User
+    from blueprints.booking.models import Booking
+    from blueprints.catalog.models import Campaign, Package, Slot, Station
+    from blueprints.feeds.models import FeedToken
+
+    return Organisation, User, Booking, Campaign, Package, Slot, Station, FeedToken
+
+
+# Of a user, only what decides which feeds their tokens open (not logins, passwords, sessions).
+USER_ATTRIBUTES = frozenset({"active", "role", "organisation_id", "organisation", "stations", "display_name"})
+# Bulk statements on these tables may change anything a cache shows.
+TRACKED_TABLES = frozenset({"stations", "campaigns", "packages", "package_stations", "slots", "bookings",
+                            "organisations", "users", "station_hosts", "feed_tokens"})
+
+
+def _mark(session: Session, keys: set[str]) -> None:
+    session.info.setdefault(_PENDING, set()).update(keys)
+
+
+def _id_of(obj, relationship: str) -> int | None:
+    """A many-to-one's id before the flush has copied it into the foreign key column."""
+    related = obj.__dict__.get(relationship)
+    return related.id if related is not None else getattr(obj, f"{relationship}_id", None)
+
+
+def _old_and_new(obj, column: str) -> set:
+    history = sa.inspect(obj).attrs[column].history
+    return {v for v in (*history.deleted, *history.added, *history.unchanged) if v is not None}
+
+
+def _really_changed(obj, watched: frozenset | None = None) -> bool:
+    """A column or a many-to-many link changed, not just a back-populated list of children."""
+    state = sa.inspect(obj)
+    for attr in state.attrs:
+        if watched is not None and attr.key not in watched:
+            continue
+        if not attr.history.has_changes():
+            continue
+        prop = state.mapper.attrs[attr.key]
+        if isinstance(prop, RelationshipProperty) and prop.direction is ONETOMANY:
+            continue  # the child row carries the change and is in the flush itself
+        return True
+    return False
+
+
+def _slot_of(session: Session, booking):
+    slot_obj = booking.__dict__.get("slot")
+    if slot_obj is None and booking.slot_id is not None:
+        from blueprints.catalog.models import Slot
+
+        slot_obj = session.identity_map.get(identity_key(Slot, booking.slot_id))
+    return slot_obj
+
+
+class _Scopes:
+    """The scopes of one flush, and the ids whose other scopes need one query to find."""
+
+    def __init__(self):
+        self.keys: set[str] = set()
+        self.slots_to_place: set[int] = set()  # bookings whose slot is not loaded
+        self.slots_with_bookings: set[int] = set()  # changed slots: their organisations' feeds too
+
+    def resolve(self, session: Session) -> set[str]:
+        from blueprints.booking.models import Booking
+        from blueprints.catalog.models import Slot
+
+        with session.no_autoflush:
+            if self.slots_to_place:
+                for station_id, package_id in session.execute(
+                        sa.select(Slot.station_id, Slot.package_id).where(Slot.id.in_(self.slots_to_place))):
+                    self.keys |= {station(station_id), package(package_id)}
+            if self.slots_with_bookings:
+                self.keys |= {organisation(o) for o in session.scalars(
+                    sa.select(Booking.organisation_id).distinct()
+                    .where(Booking.slot_id.in_(self.slots_with_bookings)))}
+        return self.keys
+
+
+def _add_scopes_of(found: _Scopes, session: Session, obj, *, new: bool, deleted: bool) -> None:
+    Organisation, User, Booking, Campaign, Package, Slot, Station, FeedToken = _classes()
+    keys = found.keys
+    if isinstance(obj, Booking):
+        keys.add(PLACES)
+        slot_ids = ({_id_of(obj, "slot")} | _old_and_new(obj, "slot_id")) - {None}
+        keys |= {slot(i) for i in slot_ids}
+        slot_obj = _slot_of(session, obj)
+        if slot_obj is not None:
+            keys |= {station(_id_of(slot_obj, "station")), package(_id_of(slot_obj, "package"))}
+        else:
+            found.slots_to_place |= slot_ids
+        keys |= {organisation(i) for i in ({_id_of(obj, "organisation")} | _old_and_new(obj, "organisation_id")) - {None}}
+    elif isinstance(obj, Slot):
+        if not (new or deleted or _really_changed(obj)):
+            return
+        keys |= {SLOTS, PLACES}
+        if obj.id is not None:
+            keys.add(slot(obj.id))
+            found.slots_with_bookings.add(obj.id)  # a booking's calendar event shows its slot's time
+        keys |= {station(i) for i in ({_id_of(obj, "station")} | _old_and_new(obj, "station_id")) - {None}}
+        keys |= {package(i) for i in ({_id_of(obj, "package")} | _old_and_new(obj, "package_id")) - {None}}
+    elif isinstance(obj, (Station, Package, Campaign)):
+        if new or deleted or _really_changed(obj):
+            keys.add(GLOBAL)
+    elif isinstance(obj, (Organisation, FeedToken)):
+        # New ones show nowhere yet: no feed, page or menu lists an organisation or token before use.
+        if not new and (deleted or _really_changed(obj)):
+            keys.add(GLOBAL)
+    elif isinstance(obj, User):
+        if not new and (deleted or _really_changed(obj, USER_ATTRIBUTES)):
+            keys.add(GLOBAL)
+
+
+@sa.event.listens_for(Session, "before_flush")
+def _collect_flushed(session, flush_context, instances) -> None:
+    if versions() is None:
+        return
+    found = _Scopes()
+    for obj in session.new:
+        _add_scopes_of(found, session, obj, new=True, deleted=False)
+    for obj in session.dirty:
+        _add_scopes_of(found, session, obj, new=False, deleted=False)
+    for obj in session.deleted:
+        _add_scopes_of(found, session, obj, new=False, deleted=True)
+    keys = found.resolve(session)
+    if keys:
+        _mark(session, keys)
+
+
+@sa.event.listens_for(Session, "after_flush")
+def _collect_new_ids(session, flush_context) -> None:
+    """New slots have their ids only now."""
+    if versions() is None:
+        return
+    from blueprints.catalog.models import Slot
+
+    ids = {slot(obj.id) for obj in session.new if isinstance(obj, Slot) and obj.id is not None}
+    if ids:
+        _mark(session, ids)
+
+
+@sa.event.listens_for(Session, "do_orm_execute")
+def _collect_statements(state) -> None:
+    if not (state.is_update or state.is_delete or state.is_insert) or versions() is None:
+        return
+    table = getattr(state.statement, "table", None)
+    if table is None or getattr(table, "name", None) in TRACKED_TABLES:
+        _mark(state.session, {GLOBAL})
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _bump_after_commit(session) -> None:
+    keys = session.info.pop(_PENDING, None)
+    if keys:
+        bump(keys)
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session) -> None:
+    session.info.pop(_PENDING, None)

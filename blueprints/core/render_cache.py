@@ -1,0 +1,233 @@
+"""Rendered pages, fragments and feed documents kept under the versions they were built from.
+
+An entry remembers the scopes it depends on (:mod:`blueprints.core.changes`), their versions
+read before its SQL ran, and the first moment at which time alone changes it (a slot starting,
+a booking cut-off passing). It is served only while all of those versions are current and that
+moment has not come: the next view after a committed change, on any worker or instance, builds
+it again. A build that discovers further scopes while it runs (the slots a menu page happens to
+list) stores its entry only if nothing at all was bumped meanwhile (the ``seq`` version).
+
+Entries live in Redis when ``REDIS_URL`` is set (shared by every instance), otherwise in each
+process's memory (bounded LRU) — the versions they are checked against are shared either way.
+Every key includes the code version, so a deploy starts with an empty cache. Any Redis error
+means the uncached path.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Callable, Iterable
+
+from flask import Flask, current_app, has_app_context
+
+from . import changes, clock
+
+log = logging.getLogger(__name__)
+
+MAX_AGE = timedelta(hours=1)  # bounds memory, not correctness
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def code_version() -> str:
+    """A digest of the code and templates that build what is cached (computed once per process)."""
+    digest = hashlib.sha256()
+    for folder in ("blueprints", "templates", "translations"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix in {".py", ".html", ".mo", ".txt"} and path.is_file():
+                digest.update(str(path.relative_to(ROOT)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass
+class Entry:
+    deps: tuple[str, ...]
+    versions: tuple[str, ...]
+    expires: float  # POSIX seconds: time alone changes what was built
+    body: bytes
+    meta: dict = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        header = {"d": self.deps, "v": self.versions, "e": self.expires, "m": self.meta}
+        return json.dumps(header, separators=(",", ":")).encode() + b"\n" + self.body
+
+    @classmethod
+    def decode(cls, raw: bytes) -> "Entry":
+        header, _, body = raw.partition(b"\n")
+        data = json.loads(header)
+        return cls(tuple(data["d"]), tuple(data["v"]), data["e"], body, data["m"])
+
+
+class MemoryEntries:
+    def __init__(self, max_entries: int = 4000, max_bytes: int = 64 << 20):
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.items: OrderedDict[str, Entry] = OrderedDict()
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> Entry | None:
+        with self.lock:
+            entry = self.items.get(key)
+            if entry is not None:
+                self.items.move_to_end(key)
+            return entry
+
+    def put(self, key: str, entry: Entry, ttl: int) -> None:
+        with self.lock:
+            old = self.items.pop(key, None)
+            if old is not None:
+                self.size -= len(old.body)
+            self.items[key] = entry
+            self.size += len(entry.body)
+            while self.items and (len(self.items) > self.max_entries or self.size > self.max_bytes):
+                _, dropped = self.items.popitem(last=False)
+                self.size -= len(dropped.body)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+            self.size = 0
+
+
+class RedisEntries:
+    PREFIX = "partyday:rc:"
+
+    def __init__(self, client):
+        self.client = client
+
+    def get(self, key: str) -> Entry | None:
+        raw = self.client.get(self.PREFIX + key)
+        return Entry.decode(raw) if raw is not None else None
+
+    def put(self, key: str, entry: Entry, ttl: int) -> None:
+        self.client.set(self.PREFIX + key, entry.encode(), ex=max(ttl, 1))
+
+    def clear(self) -> None:
+        for name in self.client.scan_iter(match=self.PREFIX + "*", count=1000):
+            self.client.delete(name)
+
+
+class Build:
+    """What one build learnt: its versions (read before its SQL), further scopes, its expiry."""
+
+    def __init__(self, store, deps: Iterable[str]):
+        self.store = store
+        self.deps = list(dict.fromkeys([changes.GLOBAL, *deps]))
+        self.versions = store.read([changes.SEQUENCE, *self.deps])
+        self.sequence = self.versions.pop(0)
+        self.later: list[str] = []
+        self.expires = (clock.now() + MAX_AGE).timestamp()
+
+    def read_more(self, *scopes: str) -> None:
+        """Scopes whose identity the build learnt from data that its first scopes cover (which
+        feed a token opens): read now, before the SQL they cover."""
+        new = [s for s in scopes if s not in self.deps]
+        if new:
+            self.versions += self.store.read(new)
+            self.deps += new
+
+    def depend_on(self, *scopes: str) -> None:
+        """Scopes found while building (read after the SQL: the entry is kept only if nothing changed)."""
+        self.later.extend(s for s in scopes if s not in self.deps and s not in self.later)
+
+    def changes_at(self, *moments: datetime | None) -> None:
+        """The build shows something that changes by itself at these moments."""
+        now = clock.now()
+        for moment in moments:
+            if moment is not None and moment > now:
+                self.expires = min(self.expires, moment.timestamp())
+            elif moment is not None:
+                # Already passed: the build is right now but only until the next second.
+                self.expires = min(self.expires, now.timestamp() + 1)
+
+    def entry(self, body: bytes, meta: dict) -> Entry | None:
+        deps, versions = list(self.deps), list(self.versions)
+        if self.later:
+            current = self.store.read([changes.SEQUENCE, *self.later])
+            if current.pop(0) != self.sequence:
+                return None  # something was written while we built: these versions may be too new
+            deps += self.later
+            versions += current
+        return Entry(tuple(deps), tuple(versions), self.expires, body, meta)
+
+
+class RenderCache:
+    def __init__(self, store, entries, version: str):
+        self.store, self.entries, self.version = store, entries, version
+
+    def key(self, *parts) -> str:
+        text = json.dumps([self.version, *parts], default=str, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+    def fresh(self, key: str) -> Entry | None:
+        entry = self.entries.get(key)
+        if entry is None or entry.expires <= clock.now().timestamp():
+            return None
+        if tuple(self.store.read(list(entry.deps))) != entry.versions:
+            return None
+        return entry
+
+    def keep(self, key: str, entry: Entry | None) -> None:
+        if entry is None:
+            return
+        ttl = int(entry.expires - clock.now().timestamp()) + 1
+        if ttl > 0:
+            self.entries.put(key, entry, ttl)
+
+
+def install(app: Flask) -> None:
+    if not app.config.get("RENDER_CACHE", True):
+        return
+    store = app.extensions["change_versions"]
+    if app.config.get("REDIS_URL"):
+        from .shared_state import redis_client
+
+        entries = RedisEntries(redis_client(app))
+    else:
+        entries = MemoryEntries()
+    app.extensions["render_cache"] = RenderCache(store, entries, code_version())
+
+
+def current() -> RenderCache | None:
+    if not has_app_context():
+        return None
+    return current_app.extensions.get("render_cache")
+
+
+def clear_entries() -> None:
+    cache = current()
+    if cache is not None:
+        cache.entries.clear()
+
+
+def _safely(action, default=None):
+    try:
+        return action()
+    except Exception as exc:  # noqa: BLE001 - the cache is an optimisation
+        log.warning("render cache unavailable: %s", exc)
+        return default
+
+
+def cached(parts: tuple, deps: Iterable[str], build: Callable[[Build | None], tuple[bytes, dict]]) -> tuple[bytes, dict]:
+    """``build(b)`` returns (body, meta); it is called only when no current entry exists.
+
+    ``b`` records further scopes and expiry (``None`` when the cache is off or unavailable).
+    """
+    cache = current()
+    if cache is None:
+        return build(None)
+    key = cache.key(*parts)
+    entry = _safely(lambda: cache.fresh(key))
+    if entry is not None:
+        return entry.body, entry.meta
+    recording = _safely(lambda: Build(cache.store, deps))
+    body, meta = build(recording)
+    if recording is not None:
+        _safely(lambda: cache.keep(key, recording.entry(body, meta)))
+    return body, meta
