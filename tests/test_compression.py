@@ -151,8 +151,6 @@ def test_feed_etag_of_the_other_encoding(client, feed_path):
     assert held_gzip.status_code == 200 and "Content-Encoding" not in held_gzip.headers
 
 
-@pytest.mark.xfail(strict=True, reason="until blueprints/feeds/routes.py _not_modified() uses "
-                   "compression.matches_etag(); then remove this marker")
 def test_feed_gzip_304_is_answered_before_compressing(client, feed_path, monkeypatch):
     gzip_etag = client.get(feed_path, headers=GZIP).headers["ETag"]
 

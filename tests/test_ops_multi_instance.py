@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -50,6 +51,7 @@ def cluster(tmp_path_factory):
             slot = factories.create_slot(capacity=CAPACITY)
             usernames = seed_secretaries(SECRETARIES, PASSWORD, prefix="multi")
             slot_id = slot.id
+            quiet_slot_id = factories.create_slot(capacity=40, package=slot.package, station=slot.station).id
             db.session.remove()
             db.engine.dispose()
         logs = tmp_path_factory.mktemp("gunicorn")
@@ -61,7 +63,7 @@ def cluster(tmp_path_factory):
             for instance in instances:
                 instance.wait_ready()
             yield {"url": url, "instances": instances, "slot_id": slot_id, "usernames": usernames,
-                   "redis": bool(redis_url)}
+                   "redis": bool(redis_url), "quiet_slot_id": quiet_slot_id}
         finally:
             for instance in instances:
                 instance.stop()
@@ -119,6 +121,31 @@ def test_a_booking_rush_split_across_two_instances_never_exceeds_capacity(cluste
     # Both instances took part in the rush.
     for instance in (a, b):
         assert '"path": "/slots/%d/book"' % slot_id in instance.log_text()
+
+
+def test_a_booking_on_one_instance_shows_at_once_on_the_other_instances_cached_pages(cluster):
+    import requests
+
+    a, b = cluster["instances"]
+    slot_id = cluster["quiet_slot_id"]
+    pages = [f"/slots/{slot_id}", "/", f"/slots/{slot_id}/places"]
+
+    def remaining_on(instance) -> set[str]:
+        seen = set()
+        for path in pages:
+            for _ in range(4):  # reach both workers of the instance
+                headers = {"HX-Request": "true"} if path.endswith("/places") else {}
+                html = requests.get(instance.base_url + path, headers=headers, timeout=20).text
+                seen |= set(re.findall(rf'id="places-{slot_id}"[^>]*data-remaining="(\d+)"', html))
+                seen |= set(re.findall(rf'data-slot-id="{slot_id}">.*?data-remaining="(\d+)"', html, re.S))
+        return seen
+
+    assert remaining_on(b) == {"40"}  # now cached on b's workers
+    secretary = Secretary(cluster["usernames"][-1], PASSWORD)
+    assert secretary.login(a.base_url).status_code == 302
+    assert secretary.open_slot(a.base_url, slot_id).status_code == 200
+    assert secretary.book(a.base_url, slot_id, 6).status_code == 302
+    assert remaining_on(b) == {"34"}
 
 
 def test_both_instances_log_json_lines_with_the_request_id(cluster):

@@ -56,6 +56,7 @@ def from_environment(instance_path: Path) -> dict:
         "PROXY_FIX": int(os.environ.get("PROXY_FIX") or 0),  # proxies in front whose X-Forwarded-* we trust
         "SESSION_COOKIE_SECURE": os.environ.get("SESSION_COOKIE_SECURE", "").lower() in {"1", "true", "yes"},
         "RENDER_CACHE": os.environ.get("RENDER_CACHE", "1") != "0",
+        "CACHE_VERSIONS_FILE": os.environ.get("CACHE_VERSIONS_FILE") or None,
         "SESSION_PROTECTION": os.environ.get("SESSION_PROTECTION", "strong"),
     }
 

@@ -15,6 +15,7 @@ from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render, wants_fragment
 
 from blueprints.core import clock
+from blueprints.core.compression import matches_etag
 
 from . import documents, ics, services
 from .models import FeedKind
@@ -72,7 +73,7 @@ def _last_modified_is_reliable(last_modified) -> bool:
 def _not_modified(validator) -> bool:
     """If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2)."""
     if request.if_none_match:
-        return request.if_none_match.contains(validator.etag) or request.if_none_match.star_tag
+        return matches_etag(validator.etag)  # also in its gzip form
     since = request.if_modified_since
     return (since is not None and _last_modified_is_reliable(validator.last_modified)
             and validator.last_modified <= since)
