@@ -65,9 +65,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from blueprints.core import templating
+    from blueprints.core import templating, urls
 
     templating.register(app)
+    urls.register(app)
 
     @app.context_processor
     def inject_globals():

@@ -5,7 +5,9 @@ from datetime import date, datetime
 from functools import lru_cache
 
 from babel.dates import format_skeleton
-from flask_babel import get_locale
+from flask import current_app
+from flask_babel import get_locale, gettext
+from markupsafe import Markup, escape
 
 from .clock import to_local
 
@@ -43,7 +45,33 @@ def iso_local(moment: datetime) -> str:
     return to_local(moment).isoformat()
 
 
+def places_badge(remaining: int, capacity: int, slot_id: int | None = None, live_url: str | None = None) -> Markup:
+    """The places-left badge (``data-remaining``); with ``live_url`` it refreshes itself."""
+    if slot_id is None and live_url is None:
+        return _static_badge(remaining, capacity, str(get_locale()))
+    poll = current_app.config.get("PLACES_POLL_SECONDS", 15)
+    live = (f' hx-get="{escape(live_url)}" hx-trigger="every {poll}s, booking-changed from:body"'
+            ' hx-swap="outerHTML" data-poll-visible') if live_url else ""
+    ident = f' id="places-{slot_id}"' if slot_id else ""
+    return _badge(remaining, capacity, ident, live)
+
+
+@lru_cache(maxsize=8192)
+def _static_badge(remaining: int, capacity: int, locale: str) -> Markup:
+    # A menu page shows 80 of these; the same few figures recur on every page.
+    return _badge(remaining, capacity, "", "")
+
+
+def _badge(remaining: int, capacity: int, ident: str, live: str) -> Markup:
+    level = "full" if remaining <= 0 else ("low" if remaining * 5 <= capacity else "ok")
+    text = gettext("Full") if remaining <= 0 else gettext(
+        "%(remaining)s of %(capacity)s places left", remaining=remaining, capacity=capacity)
+    return Markup(f'<span class="places places-{level}"{ident} data-remaining="{remaining}"{live}>'
+                  f'{escape(text)}</span>')
+
+
 def register(app) -> None:
+    app.add_template_global(places_badge)
     app.add_template_filter(local_date)
     app.add_template_filter(local_time)
     app.add_template_filter(local_datetime)

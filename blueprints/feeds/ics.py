@@ -225,6 +225,9 @@ class SerialisedEvents:
         self.items: "OrderedDict[tuple, bytes]" = OrderedDict()
         self.max_items = max_items
 
+    def __contains__(self, key: tuple) -> bool:
+        return key in self.items
+
     def get(self, key: tuple, make: Callable[[], Event]) -> bytes:
         found = self.items.get(key)
         if found is None:
@@ -253,15 +256,16 @@ def _slot_inputs(slot: Slot) -> tuple:
             slot.created_at, slot.updated_at, _station_inputs(slot.station), _package_inputs(slot.package))
 
 
-def _booking_inputs(booking: Booking) -> tuple:
+def _booking_inputs(booking: Booking) -> tuple:  # for the host feed's roster
     return (booking.id, booking.status.value, booking.headcount, booking.contact_name, booking.contact_phone,
             booking.revision, booking.created_at, booking.updated_at, booking.organisation.name,
             booking.organisation.updated_at)
 
 
-def booking_event_key(booking: Booking, link: str) -> tuple:
-    """Everything :func:`booking_event` reads: equal keys give equal bytes."""
-    return ("booking", link, _booking_inputs(booking), _slot_inputs(booking.slot))
+def booking_event_key(inputs: tuple, link: str) -> tuple:
+    """``inputs``: a row of everything :func:`booking_event` reads (``services.organisation_event_inputs``):
+    equal keys give equal bytes."""
+    return ("booking", link, tuple(inputs))
 
 
 def host_slot_event_key(slot: Slot, bookings: list[Booking], sequence: int, link: str) -> tuple:
@@ -275,9 +279,15 @@ def public_slot_event_key(slot: Slot, remaining: int, link: str, places_changed:
 def render_keyed(name: str, events: Iterable[tuple[tuple, Callable[[], Event]]]) -> bytes:
     """The same bytes as :func:`render` for a feed, each event reused by its key when unchanged."""
     with force_locale("zh_CN"):
-        head = new_calendar(name, feed=True).to_ical()
-        assert head.endswith(END)
-        parts = [head[: -len(END)]]
+        parts = [_feed_head(name, uid_domain())]
         parts += [SERIALISED.get((uid_domain(), *key), make) for key, make in events]
         parts.append(END)
         return b"".join(parts)
+
+
+@lru_cache(maxsize=2048)
+def _feed_head(name: str, domain: str) -> bytes:
+    """The calendar's properties and time zone, before its events (the same for every build)."""
+    head = new_calendar(name, feed=True).to_ical()
+    assert head.endswith(END)
+    return head[: -len(END)]

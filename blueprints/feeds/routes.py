@@ -16,6 +16,7 @@ from blueprints.core.htmx import render, wants_fragment
 
 from blueprints.core import clock
 from blueprints.core.compression import matches_etag
+from blueprints.core.urls import id_urls
 
 from . import documents, ics, services
 from .models import FeedKind
@@ -40,6 +41,14 @@ def _link(endpoint: str, fallback: str = "menu.index", **values) -> str:
 
 def booking_link(booking) -> str:
     return _link("booking.detail", booking_id=booking.id)
+
+
+def _links(endpoint: str, parameter: str):
+    """``id -> absolute URL`` of ``endpoint`` with one url_for call for a whole feed."""
+    if endpoint not in current_app.view_functions:
+        fallback = url_for("menu.index", _external=True)
+        return lambda value: fallback
+    return id_urls(endpoint, parameter, external=True)
 
 
 def host_slot_link(slot) -> str:
@@ -86,12 +95,15 @@ def feed_document(feed: services.Feed) -> bytes:
 
 def _feed_document(feed: services.Feed) -> bytes:
     if feed.kind is FeedKind.ORGANISATION:
-        bookings = services.organisation_bookings(feed.target_id)
+        rows = services.organisation_event_inputs(feed.target_id)
         name = _("%(name)s · Party-day bookings", name=feed.name)
-        events = []
-        for b in bookings:
-            link = booking_link(b)
-            events.append((ics.booking_event_key(b, link), lambda b=b, link=link: ics.booking_event(b, link)))
+        link_of = _links("booking.detail", "booking_id")
+        keyed = [(ics.booking_event_key(row, link_of(row[0])), row[0]) for row in rows]
+        stale = [booking_id for key, booking_id in keyed if (ics.uid_domain(), *key) not in ics.SERIALISED]
+        loaded = services.bookings_for_events(stale)  # only the events that changed are built
+        events = [(key, lambda booking_id=booking_id, key=key: ics.booking_event(
+            loaded.get(booking_id) or services.bookings_for_events([booking_id])[booking_id], key[1]))
+            for key, booking_id in keyed]
     elif feed.kind is FeedKind.STATION:
         slots, roster = services.station_slots(feed.target_id)
         totals = services.all_bookings_of_slots([s.id for s in slots])

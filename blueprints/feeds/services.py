@@ -281,18 +281,49 @@ def etag_of(body: bytes) -> str:
     return hashlib.sha256(FORMAT_VERSION.encode() + body).hexdigest()[:32]
 
 
-def organisation_bookings(organisation_id: int) -> list[Booking]:
+def _organisation_feed_query(organisation_id: int, *columns):
     watched, shown = organisation_filter(organisation_id)
+    return (sa.select(*columns).select_from(Booking)
+            .join(Slot, Slot.id == Booking.slot_id).join(Station, Station.id == Slot.station_id)
+            .join(Package, Package.id == Slot.package_id).join(Organisation, Organisation.id == Booking.organisation_id)
+            .where(watched, shown).order_by(Slot.starts_at, Booking.id))
+
+
+def organisation_event_inputs(organisation_id: int) -> list:
+    """Per booking of the organisation's feed, in feed order, every value its calendar event is
+    made of (``ics.booking_event``), as plain rows: cheap enough to decide which events must be
+    built again (first column: the booking's id)."""
+    return db.session.execute(_organisation_feed_query(
+        organisation_id,
+        Booking.id, Booking.status, Booking.headcount, Booking.contact_name, Booking.contact_phone,
+        Booking.revision, Booking.created_at, Booking.updated_at,
+        Slot.id, Slot.starts_at, Slot.ends_at, Slot.revision, Slot.updated_at,
+        Station.name, Station.address, Station.phone, Station.updated_at,
+        Package.title, Package.category, Package.updated_at, Organisation.name, Organisation.updated_at,
+    )).all()
+
+
+def bookings_for_events(booking_ids: list[int]) -> dict[int, Booking]:
+    """The bookings whose events are built again, with their slot, station, package, organisation."""
+    from sqlalchemy.orm import joinedload
+
+    if not booking_ids:
+        return {}
+    return {b.id: b for b in db.session.scalars(
+        sa.select(Booking).where(Booking.id.in_(booking_ids))
+        .options(joinedload(Booking.slot).joinedload(Slot.station), joinedload(Booking.slot).joinedload(Slot.package),
+                 joinedload(Booking.organisation))
+    ).unique()}
+
+
+def organisation_bookings(organisation_id: int) -> list[Booking]:
     from sqlalchemy.orm import contains_eager
 
     return list(db.session.scalars(
-        sa.select(Booking)
-        .join(Booking.slot).join(Slot.station).join(Slot.package).join(Booking.organisation)
+        _organisation_feed_query(organisation_id, Booking)
         .options(contains_eager(Booking.slot).contains_eager(Slot.station),
                  contains_eager(Booking.slot).contains_eager(Slot.package),
                  contains_eager(Booking.organisation))
-        .where(watched, shown)
-        .order_by(Slot.starts_at, Booking.id)
     ).unique())
 
 
