@@ -31,7 +31,7 @@ def use_cache(app, monkeypatch, mode: str, client=None):
     if mode == "redis":
         client = client or fresh_redis()
         store = changes.RedisVersions(client)
-        entries = render_cache.RedisEntries(client)
+        entries = render_cache.TieredEntries(render_cache.MemoryEntries(), render_cache.RedisEntries(client))
     else:
         store = app.extensions["change_versions"]
         entries = render_cache.MemoryEntries()

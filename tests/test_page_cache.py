@@ -224,3 +224,48 @@ def test_redis_down_pages_answer_from_the_database(app, client, monkeypatch, sce
     f.create_booking(slot=slot, headcount=4)
     assert _remaining(client.get(f"/slots/{slot.id}").get_data(as_text=True), slot.id) == "26"
     assert "render cache unavailable" in caplog.text
+
+
+def test_with_redis_another_instance_serves_what_one_built_without_sql(app, client, monkeypatch, scene,
+                                                                        count_queries):
+    from blueprints.core import render_cache
+
+    from .cache_support import fresh_redis
+
+    shared = fresh_redis()
+    use_cache(app, monkeypatch, "redis", client=shared)
+    url = f"/packages/{scene[1].id}"
+    built = client.get(url)
+    # A second instance: its own process memory, the same Redis.
+    store = app.extensions["change_versions"]
+    monkeypatch.setitem(app.extensions, "render_cache", render_cache.RenderCache(
+        store, render_cache.TieredEntries(render_cache.MemoryEntries(), render_cache.RedisEntries(shared)),
+        render_cache.code_version()))
+    with count_queries() as counter:
+        served = client.get(url)
+    assert counter.count == 0 and served.get_data() == built.get_data()
+
+
+def test_an_anonymous_visitors_session_cookie_is_set_once_not_on_every_page(client, scene, cache_mode):
+    first = client.get("/")
+    assert "session=" in first.headers.get("Set-Cookie", "")
+    for url in _urls(scene):
+        assert "Set-Cookie" not in client.get(url).headers, url
+
+
+def test_the_unread_badge_is_kept_until_the_users_notifications_change(client, login, scene, cache_mode,
+                                                                        count_queries):
+    from blueprints.booking.models import Notification
+
+    station, package, slot = scene
+    secretary = login(f.create_secretary())
+    client.get("/")
+    with count_queries() as counter:
+        page = client.get("/").get_data(as_text=True)
+    assert counter.count == 1  # the user (with the organisation): the badge and the menu from the cache
+    assert 'id="unread-badge" class="badge hidden"' in page
+    db.session.add(Notification(user_id=secretary.id, kind="booking_confirmed", params={}))
+    db.session.commit()
+    assert '>1</span>' in client.get("/").get_data(as_text=True)
+    client.post("/notifications/read")
+    assert 'class="badge hidden"' in client.get("/").get_data(as_text=True)

@@ -6,10 +6,10 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from blueprints.accounts.guards import secretary_required
-from blueprints.core import changes, clock
+from blueprints.core import changes, clock, render_cache
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render, trigger, wants_fragment
-from blueprints.core.page_cache import render_public
+from blueprints.core.page_cache import cached_block, render_public
 
 from . import queries, services
 from .capacity import availability, availability_for
@@ -28,7 +28,14 @@ def inject_unread_count():
     def unread_count() -> int:
         if not current_user.is_authenticated:
             return 0
-        return queries.unread_count(current_user.id)
+        user_id = current_user.id
+
+        def count(recording):
+            return str(queries.unread_count(user_id)).encode(), {}
+
+        # On every page a user sees: kept until one of their notifications changes.
+        body, _ = render_cache.cached(("unread", user_id), [changes.inbox(user_id), changes.INBOXES], count)
+        return int(body)
 
     return {"unread_count": unread_count}
 
@@ -102,7 +109,26 @@ def slot(slot_id: int):
 
     return render_public("booking/slot.html", parts=("slot", slot_id), deps=[changes.slot(slot_id)],
                          build=build, blocks=("title", "slot_public"), fragment=None,
-                         personal=lambda: _slot_context(_load_slot(slot_id)))
+                         personal=lambda: {"cached_blocks": {"booking_panel": _booking_panel(slot_id)}})
+
+
+def _booking_panel(slot_id: int):
+    """The user's booking panel of a slot: their organisation's booking or the pre-filled form,
+    kept until the slot or the organisation's bookings change (or booking closes)."""
+    user = current_user
+    organisation = user.organisation
+    parts = ("panel", slot_id, user.id, user.role.value, user.display_name, user.phone,
+             organisation.name if organisation else None, organisation.secretary_name if organisation else None,
+             organisation.secretary_phone if organisation else None)
+
+    def build(recording):
+        found = _load_slot(slot_id)
+        if recording is not None:
+            recording.changes_at(*_slot_moments(found))
+        return _slot_context(found)
+
+    deps = [changes.slot(slot_id)] + ([changes.organisation(user.organisation_id)] if user.organisation_id else [])
+    return cached_block("booking/slot.html", "booking_panel", parts=parts, deps=deps, build=build)
 
 
 @bp.get("/slots/<int:slot_id>/places")

@@ -66,6 +66,14 @@ def organisation(organisation_id) -> str:
     return f"org:{organisation_id}"
 
 
+def inbox(user_id) -> str:
+    """A user's notifications (the unread badge); ``INBOXES`` covers bulk changes of anyone's."""
+    return f"inbox:{user_id}"
+
+
+INBOXES = "inboxes"
+
+
 # -- the two version stores -----------------------------------------------------------------------
 
 class RedisVersions:
@@ -332,6 +340,8 @@ def _add_scopes_of(found: _Scopes, session: Session, obj, *, new: bool, deleted:
     elif isinstance(obj, User):
         if not new and (deleted or _really_changed(obj, USER_ATTRIBUTES)):
             keys.add(GLOBAL)
+    elif type(obj).__name__ == "Notification":
+        keys.add(inbox(_id_of(obj, "user")))
 
 
 @sa.event.listens_for(Session, "before_flush")
@@ -367,8 +377,11 @@ def _collect_statements(state) -> None:
     if not (state.is_update or state.is_delete or state.is_insert) or versions() is None:
         return
     table = getattr(state.statement, "table", None)
-    if table is None or getattr(table, "name", None) in TRACKED_TABLES:
+    name = getattr(table, "name", None)
+    if table is None or name in TRACKED_TABLES:
         _mark(state.session, {GLOBAL})
+    elif name == "notifications":
+        _mark(state.session, {INBOXES})
 
 
 @sa.event.listens_for(Session, "after_commit")

@@ -22,9 +22,24 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class SessionLoginManager(LoginManager):
+    """Flask-Login's strong session protection rewrites every session that lacks its identifier:
+    for an anonymous visitor, whose session holds only a CSRF token or the language, that meant
+    a new session cookie and a remember-cookie deletion on every request, for nothing — there is
+    no user to protect. Sessions with a user (or a remember cookie) are checked as before."""
+
+    def _session_protection_failed(self) -> bool:
+        from flask import current_app, request, session
+
+        remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+        if "_user_id" not in session and remember not in request.cookies:
+            return False
+        return super()._session_protection_failed()
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-login_manager = LoginManager()
+login_manager = SessionLoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 htmx = Htmx()

@@ -99,4 +99,17 @@ def render_public(template: str, *, parts: tuple, deps: Iterable[str], build: Ca
     cached_blocks = {name: Markup(_with_token(html))
                      for name, html in zip(meta["blocks"], body.decode().split("\x1e"))}
     context = personal() if personal is not None else {}
+    cached_blocks.update(context.pop("cached_blocks", {}))
     return make_response(render_template(template, cached_blocks=cached_blocks, **context), meta["status"])
+
+
+def cached_block(template: str, block: str, *, parts: tuple, deps: Iterable[str], build: Callable) -> Markup:
+    """One block built by ``build(recording) -> context`` and kept under ``deps``, for a part of
+    a page that is one user's but the same on every view until something it shows changes (the
+    booking panel of a slot). ``parts`` must name everything of the user the block shows."""
+
+    def body(recording):
+        return render_block(template, block, csrf_token=_placeholder, **build(recording)).encode(), {}
+
+    html, _ = render_cache.cached((template, block, select_locale(), *parts), deps, body)
+    return Markup(_with_token(html.decode()))

@@ -113,6 +113,32 @@ class RedisEntries:
             self.client.delete(name)
 
 
+class TieredEntries:
+    """This process's copies in front of the shared store: a hit needs only the versions from
+    Redis (one round trip), not the body. A copy that is out of date is looked up again in the
+    shared store, where another instance may already have put a current one."""
+
+    def __init__(self, local: MemoryEntries, shared: RedisEntries):
+        self.local, self.shared = local, shared
+
+    def candidates(self, key: str):
+        entry = self.local.get(key)
+        if entry is not None:
+            yield entry
+        shared = self.shared.get(key)
+        if shared is not None:
+            self.local.put(key, shared, 0)
+            yield shared
+
+    def put(self, key: str, entry: Entry, ttl: int) -> None:
+        self.local.put(key, entry, ttl)
+        self.shared.put(key, entry, ttl)
+
+    def clear(self) -> None:
+        self.local.clear()
+        self.shared.clear()
+
+
 class Build:
     """What one build learnt: its versions (read before its SQL), further scopes, its expiry."""
 
@@ -166,12 +192,14 @@ class RenderCache:
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 
     def fresh(self, key: str) -> Entry | None:
-        entry = self.entries.get(key)
-        if entry is None or entry.expires <= clock.now().timestamp():
-            return None
-        if tuple(self.store.read(list(entry.deps))) != entry.versions:
-            return None
-        return entry
+        candidates = self.entries.candidates(key) if hasattr(self.entries, "candidates") else [self.entries.get(key)]
+        now = clock.now().timestamp()
+        for entry in candidates:
+            if entry is None or entry.expires <= now:
+                continue
+            if tuple(self.store.read(list(entry.deps))) == entry.versions:
+                return entry
+        return None
 
     def keep(self, key: str, entry: Entry | None) -> None:
         if entry is None:
@@ -188,7 +216,7 @@ def install(app: Flask) -> None:
     if app.config.get("REDIS_URL"):
         from .shared_state import redis_client
 
-        entries = RedisEntries(redis_client(app))
+        entries = TieredEntries(MemoryEntries(), RedisEntries(redis_client(app)))
     else:
         entries = MemoryEntries()
     app.extensions["render_cache"] = RenderCache(store, entries, code_version())
