@@ -51,10 +51,16 @@ def init_app(app: Flask) -> None:
     app.after_request(_compress)
 
 
-def _compress(response):
+def not_modified_headers(response, req):
+    """What this module adds to a 304 (also for one answered before Flask, feeds/revalidation.py)."""
     response.vary.add("Accept-Encoding")  # on every answer, 304s included (RFC 9110 §15.4.5)
+    return _echo_sent_etag(response, req)
+
+
+def _compress(response):
     if response.status_code == 304:
-        return _echo_sent_etag(response)
+        return not_modified_headers(response, request)
+    response.vary.add("Accept-Encoding")
     if request.endpoint in NEVER_COMPRESSED or not _accepted_codings():
         # Not asking Flask-Compress: it would use gzip for "Accept-Encoding: gzip;q=0" (q=0 is "no").
         return response
@@ -69,9 +75,9 @@ def _compress(response):
     return response
 
 
-def _accepted_codings() -> list[str]:
+def _accepted_codings(req=None) -> list[str]:
     """Our codings this request accepts (``gzip;q=0`` and no Accept-Encoding accept none)."""
-    accepted = request.accept_encodings
+    accepted = (req or request).accept_encodings
     return [coding for coding in ALGORITHMS if accepted[coding] > 0]
 
 
@@ -80,30 +86,31 @@ def encoded_etag(etag: str, coding: str) -> str:
     return f"{etag}:{coding}"
 
 
-def _variants(etag: str) -> list[str]:
-    return [etag, *(encoded_etag(etag, coding) for coding in _accepted_codings())]
+def _variants(etag: str, req=None) -> list[str]:
+    return [etag, *(encoded_etag(etag, coding) for coding in _accepted_codings(req))]
 
 
-def matches_etag(etag: str) -> bool:
+def matches_etag(etag: str, req=None) -> bool:
     """Does If-None-Match name this (unquoted) ETag in a form this request may get: the plain
     one (identity, or a body too small to compress) or one of an accepted coding?
 
     Weak comparison, as RFC 9110 §13.1.2 requires for If-None-Match (a proxy may have weakened
     the tag); ``*`` matches.
     """
-    if_none_match = request.if_none_match
-    return any(if_none_match.contains_weak(tag) for tag in _variants(etag))
+    req = req or request
+    return any(req.if_none_match.contains_weak(tag) for tag in _variants(etag, req))
 
 
-def _echo_sent_etag(response):
+def _echo_sent_etag(response, req=None):
     """A 304 from a route that compared with :func:`matches_etag` carries the plain ETag; the
     client may hold the gzip one. Send the form it named, so its cache updates that copy
     (RFC 9111 §4.3.4)."""
+    req = req or request
     etag, weak = response.get_etag()
-    if not etag or weak or request.if_none_match.contains_weak(etag):
+    if not etag or weak or req.if_none_match.contains_weak(etag):
         return response
-    for tag in _variants(etag)[1:]:
-        if request.if_none_match.contains_weak(tag):
+    for tag in _variants(etag, req)[1:]:
+        if req.if_none_match.contains_weak(tag):
             response.set_etag(tag)
             break
     return response

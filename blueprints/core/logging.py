@@ -47,10 +47,14 @@ def current_request_id() -> str:
     """The id of the current request (from the proxy's header if sane, else a new one)."""
     request_id = g.get("request_id")
     if request_id is None:
-        offered = request.headers.get(REQUEST_ID_HEADER, "")
-        request_id = offered if _VALID_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-        g.request_id = request_id
+        request_id = g.request_id = request_id_of(request)
     return request_id
+
+
+def request_id_of(req) -> str:
+    """The proxy's request id if it is a sane one, else a new one."""
+    offered = req.headers.get(REQUEST_ID_HEADER, "")
+    return offered if _VALID_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
 
 
 class JsonFormatter(logging.Formatter):

@@ -69,16 +69,17 @@ class HttpsAwareSessionInterface(SecureCookieSessionInterface):
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
 
 
-def set_security_headers(response):
+def set_security_headers(response, req=None):
+    req = req or request
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     headers["X-Content-Type-Options"] = "nosniff"
     headers["X-Frame-Options"] = "DENY"
     headers["Permissions-Policy"] = PERMISSIONS_POLICY
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
-    secret_path = request.path.startswith(TOKEN_PATH_PREFIXES)
+    secret_path = req.path.startswith(TOKEN_PATH_PREFIXES)
     headers["Referrer-Policy"] = "no-referrer" if secret_path else "same-origin"
-    if request.is_secure:
+    if req.is_secure:
         headers["Strict-Transport-Security"] = HSTS
     return response
 

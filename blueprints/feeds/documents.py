@@ -32,6 +32,17 @@ def target_scope(feed: services.Feed) -> str:
     return changes.station(feed.target_id)
 
 
+def cache_parts(token: str, base_url: str) -> tuple:
+    """What names a feed's entry in the render cache (the route and feeds/revalidation.py)."""
+    return ("feed", token, base_url)
+
+
+def from_meta(body: bytes, meta: dict) -> Document | None:
+    if not meta.get("found"):
+        return None
+    return Document(body, meta["etag"], datetime.fromtimestamp(meta["last_modified"], services.clock.LOCAL_TZ))
+
+
 def document(token: str, base_url: str, build_body) -> Document | None:
     """The feed ``token`` opens (None for an unknown or revoked token); ``build_body(feed)`` makes
     its bytes on a miss."""
@@ -49,7 +60,5 @@ def document(token: str, base_url: str, build_body) -> Document | None:
         return body, {"found": True, "etag": services.etag_of(body),
                       "last_modified": fresh.last_modified.timestamp()}
 
-    body, meta = render_cache.cached(("feed", token, base_url), [], build)
-    if not meta["found"]:
-        return None
-    return Document(body, meta["etag"], datetime.fromtimestamp(meta["last_modified"], services.clock.LOCAL_TZ))
+    body, meta = render_cache.cached(cache_parts(token, base_url), [], build)
+    return from_meta(body, meta)

@@ -31,6 +31,9 @@ def _configure(state):
     state.app.config.setdefault(
         "CALENDAR_UID_DOMAIN", os.environ.get("CALENDAR_UID_DOMAIN") or ics.DEFAULT_UID_DOMAIN
     )
+    from . import revalidation
+
+    revalidation.install(state.app)
 
 
 def _link(endpoint: str, fallback: str = "menu.index", **values) -> str:
@@ -60,8 +63,8 @@ def public_slot_link(slot) -> str:
     return _link("booking.slot", slot_id=slot.id)
 
 
-def _calendar_response(body: bytes, filename: str, validator=None):
-    response = current_app.response_class(body, content_type=CALENDAR_TYPE)
+def _calendar_response(body: bytes, filename: str, validator=None, response_class=None):
+    response = (response_class or current_app.response_class)(body, content_type=CALENDAR_TYPE)
     response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
     response.headers["Cache-Control"] = "private, max-age=0, must-revalidate"
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -79,11 +82,12 @@ def _last_modified_is_reliable(last_modified) -> bool:
     return clock.now().replace(microsecond=0) > last_modified
 
 
-def _not_modified(validator) -> bool:
+def not_modified(validator, req=None) -> bool:
     """If-None-Match wins over If-Modified-Since (RFC 9110 §13.2.2)."""
-    if request.if_none_match:
-        return matches_etag(validator.etag)  # also in its gzip form
-    since = request.if_modified_since
+    req = req or request
+    if req.if_none_match:
+        return matches_etag(validator.etag, req)  # also in its gzip form
+    since = req.if_modified_since
     return (since is not None and _last_modified_is_reliable(validator.last_modified)
             and validator.last_modified <= since)
 
@@ -128,8 +132,8 @@ def _feed_document(feed: services.Feed) -> bytes:
     return ics.render_keyed(name, events)
 
 
-def _not_modified_response(validator):
-    response = _calendar_response(b"", "calendar.ics", validator)
+def not_modified_response(validator, response_class=None):
+    response = _calendar_response(b"", "calendar.ics", validator, response_class)
     response.status_code = 304
     response.response = []
     return response
@@ -142,8 +146,8 @@ def feed(token: str):
     found = documents.document(token, request.host_url, feed_document)
     if found is None:
         abort(404)
-    if _not_modified(found):
-        return _not_modified_response(found)
+    if not_modified(found):
+        return not_modified_response(found)
     return _calendar_response(found.body, "calendar.ics", found)
 
 
