@@ -269,3 +269,24 @@ def test_the_unread_badge_is_kept_until_the_users_notifications_change(client, l
     assert '>1</span>' in client.get("/").get_data(as_text=True)
     client.post("/notifications/read")
     assert 'class="badge hidden"' in client.get("/").get_data(as_text=True)
+
+
+def test_unknown_arguments_make_no_new_entries_and_never_reach_the_page(app, client, scene, cache_mode):
+    from blueprints.core import render_cache
+
+    client.get("/?category=theory")
+    entries = app.extensions["render_cache"].entries
+    local = entries.local if isinstance(entries, render_cache.TieredEntries) else entries
+    before = len(local.items)
+    other = app.test_client()
+    html = other.get("/?category=theory&utm_source=%3Cx%3E&junk=1").get_data(as_text=True)
+    assert len(local.items) == before  # the same entry
+    assert "utm_source" not in html and "junk" not in html
+    assert 'name="next" value="/?category=theory"' in html
+
+
+def test_free_text_searches_are_answered_but_not_kept(app, client, scene, cache_mode, count_queries):
+    client.get("/?q=%E7%BB%8F%E5%85%B8")
+    with count_queries() as counter:
+        assert "红色经典诵读" in client.get("/?q=%E7%BB%8F%E5%85%B8").get_data(as_text=True)
+    assert counter.count > 0

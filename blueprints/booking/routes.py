@@ -57,8 +57,10 @@ def package(package_id: int):
             recording.changes_at(*(slot.starts_at for slot in slots.items))  # started slots leave the list
         return {"package": found, "slots": slots, "places": availability_for(slot.id for slot in slots.items)}
 
-    return render_public("booking/package.html", parts=("package", package_id, request.query_string),
-                         deps=[changes.package(package_id)], build=build, fragment="slots")
+    page = _page_number()
+    return render_public("booking/package.html", parts=("package", package_id, page),
+                         deps=[changes.package(package_id)], build=build, fragment="slots",
+                         path=request.path + (f"?page={page}" if page > 1 else ""))
 
 
 def _slot_context(slot, form=None, error=None):

@@ -45,10 +45,15 @@ def _page_etag(body: bytes) -> str:
     return hashlib.sha256(body + secret.encode()).hexdigest()[:32]
 
 
-def render_public(template: str, *, parts: tuple, deps: Iterable[str], build: Callable,
+def render_public(template: str, *, parts: tuple | None, deps: Iterable[str], build: Callable,
                   blocks: Iterable[str] = ("title", "content"), fragment: str | None = None,
-                  oob: Iterable[str] = (), personal: Callable[[], dict] | None = None):
+                  oob: Iterable[str] = (), personal: Callable[[], dict] | None = None,
+                  path: str | None = None):
     """Answer the request from the cache where its public parts allow it.
+
+    ``parts`` name what the public parts show: the route's canonical arguments, never the raw
+    query string (unknown arguments must not make new entries); None: build without keeping.
+    ``path`` is the page's canonical address (the language switch returns to it).
 
     ``build(recording)`` runs the queries of the public parts and returns their template context
     (it may add scopes and an expiry to ``recording``, which is None when nothing is cached);
@@ -56,7 +61,11 @@ def render_public(template: str, *, parts: tuple, deps: Iterable[str], build: Ca
     the built context. ``fragment`` is the block an htmx request gets.
     """
     deps, blocks, oob = list(deps), list(blocks), list(oob)
-    base_parts = (template, select_locale(), *parts)
+    base_parts = None if parts is None else (template, select_locale(), *parts)
+    path = path or request.path
+
+    def keyed(*more):
+        return None if base_parts is None else (*base_parts, *more)
 
     def context_of(recording) -> dict:
         context = build(recording)
@@ -70,16 +79,16 @@ def render_public(template: str, *, parts: tuple, deps: Iterable[str], build: Ca
             html += "".join(render_template(partial, csrf_token=_placeholder, **context) for partial in oob)
             return html.encode(), {"status": context["status"]}
 
-        body, meta = render_cache.cached((*base_parts, "fragment", fragment), deps, fragment_body)
+        body, meta = render_cache.cached(keyed("fragment", fragment), deps, fragment_body)
         return make_response(_with_token(body.decode()), meta["status"])
 
     if not current_user.is_authenticated and not session.get("_flashes"):
         def page_body(recording):
             context = context_of(recording)
-            return render_template(template, csrf_token=_placeholder, **context).encode(), {
+            return render_template(template, csrf_token=_placeholder, request_path=path, **context).encode(), {
                 "status": context["status"]}
 
-        body, meta = render_cache.cached((*base_parts, "page", request.full_path), deps, page_body)
+        body, meta = render_cache.cached(keyed("page", path), deps, page_body)
         generate_csrf()  # the session's token exists before the ETag names it
         etag = _page_etag(body)
         if meta["status"] == 200 and request.if_none_match.contains_weak(etag):
@@ -95,7 +104,7 @@ def render_public(template: str, *, parts: tuple, deps: Iterable[str], build: Ca
         rendered = {name: render_block(template, name, csrf_token=_placeholder, **context) for name in blocks}
         return "\x1e".join(rendered.values()).encode(), {"status": context["status"], "blocks": blocks}
 
-    body, meta = render_cache.cached((*base_parts, "blocks", *blocks), deps, blocks_body)
+    body, meta = render_cache.cached(keyed("blocks", *blocks), deps, blocks_body)
     cached_blocks = {name: Markup(_with_token(html))
                      for name, html in zip(meta["blocks"], body.decode().split("\x1e"))}
     context = personal() if personal is not None else {}

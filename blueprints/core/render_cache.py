@@ -166,10 +166,12 @@ class Build:
         """The build shows something that changes by itself at these moments."""
         now = clock.now()
         for moment in moments:
-            if moment is not None and moment > now:
+            if moment is None:
+                continue
+            if moment > now:
                 self.expires = min(self.expires, moment.timestamp())
-            elif moment is not None:
-                # Already passed: the build is right now but only until the next second.
+            elif now - moment < timedelta(seconds=1):
+                # Just passed (a query comparing with >= may still show it): keep it a second only.
                 self.expires = min(self.expires, now.timestamp() + 1)
 
     def entry(self, body: bytes, meta: dict) -> Entry | None:
@@ -242,13 +244,15 @@ def _safely(action, default=None):
         return default
 
 
-def cached(parts: tuple, deps: Iterable[str], build: Callable[[Build | None], tuple[bytes, dict]]) -> tuple[bytes, dict]:
+def cached(parts: tuple | None, deps: Iterable[str],
+           build: Callable[[Build | None], tuple[bytes, dict]]) -> tuple[bytes, dict]:
     """``build(b)`` returns (body, meta); it is called only when no current entry exists.
 
     ``b`` records further scopes and expiry (``None`` when the cache is off or unavailable).
+    ``parts`` None: not worth keeping (a long-tail request), always built.
     """
     cache = current()
-    if cache is None:
+    if cache is None or parts is None:
         return build(None)
     key = cache.key(*parts)
     entry = _safely(lambda: cache.fresh(key))

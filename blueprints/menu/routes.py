@@ -1,7 +1,10 @@
 """The themed Party-day service menu."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request
+from urllib.parse import urlencode
+
+from flask import Blueprint, current_app, request, url_for
+from werkzeug.datastructures import MultiDict
 
 from blueprints.catalog.models import Category
 from blueprints.core import changes
@@ -12,10 +15,16 @@ from .queries import MenuFilters, filter_options, menu_page
 
 bp = Blueprint("menu", __name__)
 STATION_FIELD = "menu/_station_field.html"  # its choices follow the subdistrict, so htmx refreshes it
+# The menu's arguments; the page is a function of these alone (anything else is ignored).
+ARGS = ("q", "category", "subdistrict", "station", "campaign", "date_from", "date_to", "available", "page")
 
 
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
+def _args() -> MultiDict:
+    return MultiDict([(name, value) for name in ARGS for value in request.args.getlist(name) if value])
+
+
+def _int_arg(args: MultiDict, name: str) -> int | None:
+    value = args.get(name, "")
     return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
 
 
@@ -32,29 +41,34 @@ def _filters_from(form: MenuFilterForm) -> MenuFilters:
     )
 
 
-def _menu_context(recording) -> dict:
-    options = filter_options(request.args.get("subdistrict", ""), _int_arg("station"))
-    form = MenuFilterForm(request.args, options=options)
+def _menu_context(recording, args: MultiDict) -> dict:
+    options = filter_options(args.get("subdistrict", ""), _int_arg(args, "station"))
+    form = MenuFilterForm(args, options=options)
     status = 200
-    if request.args and not form.validate():
+    if args and not form.validate():
         filters = MenuFilters()
         status = 422
     else:
         filters = _filters_from(form)
-    page = request.args.get("page", 1, type=int) or 1
+    page = args.get("page", 1, type=int) or 1
     result = menu_page(filters, max(page, 1), current_app.config["PAGE_SIZE"])
     if recording is not None:
         slots = [slot for group in result.slots_by_package.values() for slot in group]
         recording.depend_on(*(changes.slot(slot.id) for slot in slots))  # their places left
         recording.changes_at(*(slot.starts_at for slot in slots))  # a slot that starts leaves the menu
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
-    return {"status": status, "form": form, "result": result, "page_args": args, "oob_station": True}
+    page_args = {k: v for k, v in args.items() if k != "page"}
+    return {"status": status, "form": form, "result": result, "page_args": page_args, "oob_station": True}
 
 
 @bp.get("/")
 def index():
     # Which packages and slots are listed changes with any slot, and with any booking where only
     # slots with places left are listed; the places shown follow each listed slot.
-    deps = [changes.SLOTS] + ([changes.PLACES] if request.args.get("available") else [])
-    return render_public("menu/index.html", parts=("menu", request.query_string), deps=deps,
-                         build=_menu_context, fragment="results", oob=[STATION_FIELD])
+    args = _args()
+    deps = [changes.SLOTS] + ([changes.PLACES] if args.get("available") else [])
+    query = urlencode(list(args.items(multi=True)))
+    # Free-text searches are a long tail: each would be kept once and rarely asked again.
+    parts = None if args.get("q") else ("menu", query)
+    return render_public("menu/index.html", parts=parts, deps=deps, build=lambda r: _menu_context(r, args),
+                         fragment="results", oob=[STATION_FIELD],
+                         path=url_for("menu.index") + (f"?{query}" if query else ""))
