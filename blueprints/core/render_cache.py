@@ -94,6 +94,9 @@ class MemoryEntries:
             self.items.clear()
             self.size = 0
 
+    def get_many(self, keys: list[str]) -> dict[str, Entry]:
+        return {key: entry for key in keys if (entry := self.get(key)) is not None}
+
 
 class RedisEntries:
     PREFIX = "partyday:rc:"
@@ -107,6 +110,12 @@ class RedisEntries:
 
     def put(self, key: str, entry: Entry, ttl: int) -> None:
         self.client.set(self.PREFIX + key, entry.encode(), ex=max(ttl, 1))
+
+    def get_many(self, keys: list[str]) -> dict[str, Entry]:
+        if not keys:
+            return {}
+        raws = self.client.mget([self.PREFIX + key for key in keys])
+        return {key: Entry.decode(raw) for key, raw in zip(keys, raws) if raw is not None}
 
     def clear(self) -> None:
         for name in self.client.scan_iter(match=self.PREFIX + "*", count=1000):
@@ -134,33 +143,63 @@ class TieredEntries:
         self.local.put(key, entry, ttl)
         self.shared.put(key, entry, ttl)
 
+    def get_many(self, keys: list[str]) -> dict[str, Entry]:
+        found = {key: entry for key in keys if (entry := self.local.get(key)) is not None}
+        shared = self.shared.get_many([key for key in keys if key not in found])
+        for key, entry in shared.items():
+            self.local.put(key, entry, 0)
+        return {**found, **shared}
+
     def clear(self) -> None:
         self.local.clear()
         self.shared.clear()
 
 
 class Build:
-    """What one build learnt: its versions (read before its SQL), further scopes, its expiry."""
+    """What one build learnt: its scopes with their versions, its expiry.
 
-    def __init__(self, store, deps: Iterable[str]):
+    Versions are read before the build's SQL: its own scopes and the ones it is predicted to
+    find (those of the entry it replaces, e.g. the slots a menu page listed before a booking).
+    A scope found while building that was not read before is read afterwards, and then the
+    entry is kept only if nothing at all was bumped meanwhile (the ``seq`` version).
+    """
+
+    def __init__(self, store, deps: Iterable[str], predicted: Iterable[str] = ()):
         self.store = store
         self.deps = list(dict.fromkeys([changes.GLOBAL, *deps]))
-        self.versions = store.read([changes.SEQUENCE, *self.deps])
-        self.sequence = self.versions.pop(0)
+        ahead = list(dict.fromkeys([*self.deps, *predicted]))
+        versions = store.read([changes.SEQUENCE, *ahead])
+        self.sequence = versions.pop(0)
+        self.known = dict(zip(ahead, versions))
         self.later: list[str] = []
         self.expires = (clock.now() + MAX_AGE).timestamp()
+
+    def child(self, deps: Iterable[str]) -> "Build":
+        """A piece built from data this build has already read (a menu card from the menu's
+        query): what this build knew before its SQL counts for the piece too."""
+        piece = Build.__new__(Build)
+        piece.store, piece.sequence, piece.known = self.store, self.sequence, self.known
+        piece.deps, piece.later = [changes.GLOBAL], []
+        piece.expires = (clock.now() + MAX_AGE).timestamp()
+        piece.depend_on(*deps)
+        return piece
 
     def read_more(self, *scopes: str) -> None:
         """Scopes whose identity the build learnt from data that its first scopes cover (which
         feed a token opens): read now, before the SQL they cover."""
-        new = [s for s in scopes if s not in self.deps]
+        new = [s for s in scopes if s not in self.known]
         if new:
-            self.versions += self.store.read(new)
-            self.deps += new
+            self.known.update(zip(new, self.store.read(new)))
+        self.deps += [s for s in scopes if s not in self.deps]
 
     def depend_on(self, *scopes: str) -> None:
-        """Scopes found while building (read after the SQL: the entry is kept only if nothing changed)."""
-        self.later.extend(s for s in scopes if s not in self.deps and s not in self.later)
+        """Scopes found while building."""
+        for scope in scopes:
+            if scope in self.known:
+                if scope not in self.deps:
+                    self.deps.append(scope)
+            elif scope not in self.later:
+                self.later.append(scope)
 
     def changes_at(self, *moments: datetime | None) -> None:
         """The build shows something that changes by itself at these moments."""
@@ -175,7 +214,8 @@ class Build:
                 self.expires = min(self.expires, now.timestamp() + 1)
 
     def entry(self, body: bytes, meta: dict) -> Entry | None:
-        deps, versions = list(self.deps), list(self.versions)
+        deps = list(self.deps)
+        versions = [self.known[scope] for scope in deps]
         if self.later:
             current = self.store.read([changes.SEQUENCE, *self.later])
             if current.pop(0) != self.sequence:
@@ -194,14 +234,31 @@ class RenderCache:
         return hashlib.sha256(text.encode()).hexdigest()[:40]
 
     def fresh(self, key: str) -> Entry | None:
+        return self.lookup(key)[0]
+
+    def lookup(self, key: str) -> tuple[Entry | None, tuple[str, ...]]:
+        """(the current entry or None, the scopes of the last entry seen: a prediction)."""
         candidates = self.entries.candidates(key) if hasattr(self.entries, "candidates") else [self.entries.get(key)]
         now = clock.now().timestamp()
+        predicted: tuple[str, ...] = ()
         for entry in candidates:
-            if entry is None or entry.expires <= now:
+            if entry is None:
                 continue
-            if tuple(self.store.read(list(entry.deps))) == entry.versions:
-                return entry
-        return None
+            predicted = entry.deps
+            if entry.expires > now and tuple(self.store.read(list(entry.deps))) == entry.versions:
+                return entry, predicted
+        return None, predicted
+
+    def fresh_many(self, keys: list[str]) -> dict[str, Entry]:
+        """The current entries among ``keys``, with one read of all their versions."""
+        now = clock.now().timestamp()
+        entries = {k: e for k, e in self.entries.get_many(keys).items() if e.expires > now}
+        scopes = list(dict.fromkeys(scope for entry in entries.values() for scope in entry.deps))
+        if not scopes:
+            return {}
+        versions = dict(zip(scopes, self.store.read(scopes)))
+        return {key: entry for key, entry in entries.items()
+                if tuple(versions[scope] for scope in entry.deps) == entry.versions}
 
     def keep(self, key: str, entry: Entry | None) -> None:
         if entry is None:
@@ -236,6 +293,29 @@ def clear_entries() -> None:
         cache.entries.clear()
 
 
+def cached_many(items: list[tuple[tuple, Iterable[str], Callable]], parent: Build | None) -> list[tuple[bytes, dict]]:
+    """:func:`cached` for many pieces of one page (the menu's cards) built from data that the
+    ``parent`` build has already read: one lookup of all entries and their versions; only the
+    pieces whose entry is not current are built, and kept only if nothing changed since
+    ``parent`` began (their versions are read after its SQL)."""
+    cache = current()
+    if cache is None or parent is None:
+        return [build(None) for _, _, build in items]
+    keys = [cache.key(*parts) for parts, _, _ in items]
+    found = _safely(lambda: cache.fresh_many(keys), default={})
+    results = []
+    for key, (_, deps, build) in zip(keys, items):
+        entry = found.get(key)
+        if entry is not None:
+            results.append((entry.body, entry.meta))
+            continue
+        recording = parent.child(deps)
+        body, meta = build(recording)
+        _safely(lambda: cache.keep(key, recording.entry(body, meta)))
+        results.append((body, meta))
+    return results
+
+
 def _safely(action, default=None):
     try:
         return action()
@@ -255,10 +335,10 @@ def cached(parts: tuple | None, deps: Iterable[str],
     if cache is None or parts is None:
         return build(None)
     key = cache.key(*parts)
-    entry = _safely(lambda: cache.fresh(key))
+    entry, predicted = _safely(lambda: cache.lookup(key), default=(None, ()))
     if entry is not None:
         return entry.body, entry.meta
-    recording = _safely(lambda: Build(cache.store, deps))
+    recording = _safely(lambda: Build(cache.store, deps, predicted))
     body, meta = build(recording)
     if recording is not None:
         _safely(lambda: cache.keep(key, recording.entry(body, meta)))

@@ -1,0 +1,73 @@
+"""The rule that makes the render cache safe, on its own: an entry is only ever stored under
+versions read before the data it shows (or guarded by the write sequence), so no change can
+hide behind it."""
+from __future__ import annotations
+
+from blueprints.core import changes
+from blueprints.core.render_cache import Build, Entry, MemoryEntries, RenderCache
+
+
+def _store(tmp_path):
+    return changes.FileVersions(tmp_path / "versions.bin")
+
+
+def test_scopes_read_before_the_sql_make_an_entry_even_if_other_scopes_change_meanwhile(tmp_path):
+    store = _store(tmp_path)
+    build = Build(store, ["slot:1"])
+    store.bump({"slot:2"})  # another slot's booking while we build
+    entry = build.entry(b"page", {})
+    assert entry is not None and entry.deps == ("global", "slot:1")
+    assert entry.versions == tuple(store.read(["global", "slot:1"]))
+
+
+def test_a_scope_found_while_building_is_kept_only_if_nothing_was_bumped(tmp_path):
+    store = _store(tmp_path)
+    quiet = Build(store, [])
+    quiet.depend_on("slot:7")
+    assert quiet.entry(b"page", {}) is not None
+
+    busy = Build(store, [])
+    busy.depend_on("slot:7")
+    store.bump({"slot:8"})  # any commit between the SQL and the version read
+    assert busy.entry(b"page", {}) is None
+
+
+def test_predicted_scopes_are_read_before_the_sql_so_a_rush_elsewhere_does_not_stop_storing(tmp_path):
+    store = _store(tmp_path)
+    build = Build(store, [], predicted=["slot:7"])
+    store.bump({"slot:8"})
+    build.depend_on("slot:7")
+    entry = build.entry(b"page", {})
+    assert entry is not None
+    store.bump({"slot:7"})  # a booking of the slot it shows: the entry is out of date at once
+    assert tuple(store.read(list(entry.deps))) != entry.versions
+
+
+def test_a_piece_built_from_the_parents_data_uses_what_the_parent_read_before_its_sql(tmp_path):
+    store = _store(tmp_path)
+    parent = Build(store, [], predicted=["slot:1"])
+    store.bump({"slot:1"})  # the booking commits after the parent read its versions
+    card = parent.child(["slot:1"])
+    entry = card.entry(b"card", {})
+    assert entry is not None
+    assert tuple(store.read(list(entry.deps))) != entry.versions  # stale at once: built again next time
+
+    unpredicted = parent.child(["slot:2"])
+    store.bump({"slot:3"})
+    assert unpredicted.entry(b"card", {}) is None
+
+
+def test_lookup_gives_the_scopes_of_an_outdated_entry_as_prediction(tmp_path):
+    store = _store(tmp_path)
+    cache = RenderCache(store, MemoryEntries(), "v")
+    build = Build(store, ["slot:4"])
+    cache.keep("k", build.entry(b"x", {}))
+    assert cache.lookup("k")[0] is not None
+    store.bump({"slot:4"})
+    entry, predicted = cache.lookup("k")
+    assert entry is None and predicted == ("global", "slot:4")
+
+
+def test_entries_round_trip_through_bytes():
+    entry = Entry(("global", "slot:1"), ("a.1", "a.2"), 12.5, b"<p>\\n\xe5\x85\x9a</p>\n", {"status": 422})
+    assert Entry.decode(entry.encode()) == entry
