@@ -293,16 +293,23 @@ def clear_entries() -> None:
         cache.entries.clear()
 
 
-def cached_many(items: list[tuple[tuple, Iterable[str], Callable]], parent: Build | None) -> list[tuple[bytes, dict]]:
+def cached_many(items: list[tuple[tuple, Iterable[str], Callable]], parent: Build | None,
+                before_building: Callable[[list[int]], None] | None = None) -> list[tuple[bytes, dict]]:
     """:func:`cached` for many pieces of one page (the menu's cards) built from data that the
     ``parent`` build has already read: one lookup of all entries and their versions; only the
     pieces whose entry is not current are built, and kept only if nothing changed since
-    ``parent`` began (their versions are read after its SQL)."""
+    ``parent`` began (their versions are read after its SQL). ``before_building(indexes)`` is
+    told once which items will be built (to load their data in one go)."""
     cache = current()
     if cache is None or parent is None:
+        if before_building is not None:
+            before_building(list(range(len(items))))
         return [build(None) for _, _, build in items]
     keys = [cache.key(*parts) for parts, _, _ in items]
     found = _safely(lambda: cache.fresh_many(keys), default={})
+    missing = [index for index, key in enumerate(keys) if key not in found]
+    if missing and before_building is not None:
+        before_building(missing)
     results = []
     for key, (_, deps, build) in zip(keys, items):
         entry = found.get(key)

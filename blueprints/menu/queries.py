@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload, load_only, selectinload
 
 from blueprints.booking.capacity import Availability, availability_for, remaining_places_expr
 from blueprints.catalog.models import Campaign, Category, Package, Slot, SlotStatus, Station
@@ -37,9 +37,12 @@ class MenuFilters:
 
 @dataclass
 class MenuPage:
+    """One page of the menu as ids: its packages (id and category only) and the ids and start
+    times of each package's listed slots. What the cards show is loaded by :func:`card_data`,
+    only for the cards the render cache does not hold."""
+
     pagination: object
-    slots_by_package: dict[int, list[Slot]] = field(default_factory=dict)
-    availability: dict[int, Availability] = field(default_factory=dict)
+    listed: dict[int, list[tuple[int, object]]] = field(default_factory=dict)  # package id -> [(slot id, starts_at)]
 
     @property
     def groups(self) -> list[tuple[Category, list[Package]]]:
@@ -108,7 +111,7 @@ def _slot_conditions(filters: MenuFilters, with_availability: bool) -> list:
 
 
 def _package_query(filters: MenuFilters):
-    query = sa.select(Package).where(Package.active)
+    query = sa.select(Package).where(Package.active).options(load_only(Package.id, Package.category))
     if filters.category:
         query = query.where(Package.category == filters.category)
     if filters.campaign_id:
@@ -126,40 +129,51 @@ def _package_query(filters: MenuFilters):
     category_rank = sa.case(
         {c.value: rank for c, rank in CATEGORY_ORDER.items()}, value=sa.cast(Package.category, sa.String)
     )
-    return query.order_by(category_rank, Package.id).options(
-        selectinload(Package.stations), joinedload(Package.campaign)
-    )
+    return query.order_by(category_rank, Package.id)
 
 
-def upcoming_slots(package_ids: list[int], filters: MenuFilters, per_package: int) -> dict[int, list[Slot]]:
-    """The next ``per_package`` matching slots of each package, in one query."""
+def listed_slots(package_ids: list[int], filters: MenuFilters, per_package: int) -> dict[int, list[tuple]]:
+    """The next ``per_package`` matching slots of each package as (id, starts_at), in one query."""
     if not package_ids:
         return {}
     rank = sa.func.row_number().over(partition_by=Slot.package_id, order_by=(Slot.starts_at, Slot.id))
     ranked = (
-        sa.select(Slot.id.label("slot_id"), rank.label("rank"))
+        sa.select(Slot.id.label("slot_id"), Slot.package_id, Slot.starts_at, rank.label("rank"))
         .join(Station, Station.id == Slot.station_id)
         .where(Slot.package_id.in_(package_ids), *_slot_conditions(filters, True))
         .subquery()
     )
-    # The ids first, then the slots by primary key: joined to the window query in one statement,
-    # PostgreSQL cannot tell how few rows ``rank <= n`` keeps and scans every slot (bench/RESULTS.md).
-    slot_ids = db.session.scalars(sa.select(ranked.c.slot_id).where(ranked.c.rank <= per_package)).all()
-    slots = db.session.scalars(
-        sa.select(Slot)
-        .where(Slot.id.in_(slot_ids))
-        .order_by(Slot.starts_at, Slot.id)
-        .options(joinedload(Slot.station))
+    rows = db.session.execute(
+        sa.select(ranked.c.package_id, ranked.c.slot_id, ranked.c.starts_at).where(ranked.c.rank <= per_package)
     ).all()
-    grouped: dict[int, list[Slot]] = {pid: [] for pid in package_ids}
-    for slot in slots:
-        grouped[slot.package_id].append(slot)
-    return grouped
+    listed: dict[int, list[tuple]] = {pid: [] for pid in package_ids}
+    for package_id, slot_id, starts_at in sorted(rows, key=lambda row: (row.starts_at, row.slot_id)):
+        listed[package_id].append((slot_id, starts_at))
+    return listed
 
 
 def menu_page(filters: MenuFilters, page: int, per_page: int) -> MenuPage:
     pagination = db.paginate(_package_query(filters), page=page, per_page=per_page, error_out=False)
-    package_ids = [p.id for p in pagination.items]
-    slots = upcoming_slots(package_ids, filters, SLOTS_PER_PACKAGE)
-    availability = availability_for(s.id for group in slots.values() for s in group)
-    return MenuPage(pagination, slots, availability)
+    return MenuPage(pagination, listed_slots([p.id for p in pagination.items], filters, SLOTS_PER_PACKAGE))
+
+
+@dataclass
+class CardData:
+    packages: dict[int, Package]
+    slots: dict[int, Slot]
+    availability: dict[int, Availability]
+
+
+def card_data(package_ids: list[int], slot_ids: list[int]) -> CardData:
+    """What the cards of these packages show: three statements, whatever their number."""
+    if not package_ids:
+        return CardData({}, {}, {})
+    packages = db.session.scalars(
+        sa.select(Package).where(Package.id.in_(package_ids))
+        .options(selectinload(Package.stations), joinedload(Package.campaign))
+        .execution_options(populate_existing=True)  # the page's query loaded only id and category
+    ).unique().all()
+    slots = db.session.scalars(
+        sa.select(Slot).where(Slot.id.in_(slot_ids)).options(joinedload(Slot.station))
+    ).all() if slot_ids else []
+    return CardData({p.id: p for p in packages}, {s.id: s for s in slots}, availability_for(slot_ids))

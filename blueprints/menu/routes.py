@@ -12,10 +12,10 @@ from werkzeug.datastructures import MultiDict
 from blueprints.catalog.models import Category
 from blueprints.core import changes, render_cache
 from blueprints.core.i18n import select_locale
-from blueprints.core.page_cache import render_public
+from blueprints.core.page_cache import cached_block, render_public
 
 from .forms import MenuFilterForm
-from .queries import FilterOptions, MenuFilters, filter_options, menu_page
+from .queries import CardData, FilterOptions, MenuFilters, card_data, filter_options, menu_page
 
 bp = Blueprint("menu", __name__)
 STATION_FIELD = "menu/_station_field.html"  # its choices follow the subdistrict, so htmx refreshes it
@@ -63,29 +63,58 @@ def _filter_options(subdistrict: str, station_id: int | None) -> FilterOptions:
 
 def _cards(result, recording) -> dict[int, Markup]:
     """Each package's card, kept until its package (global version) or one of its slots changes:
-    after a booking only the card showing that slot is rendered again."""
+    after a booking only the card showing that slot is built again, and only the cards built
+    again load their packages and slots."""
     locale = select_locale()
+    packages = list(result.pagination.items)
+    loaded: list[CardData] = []
+
+    def load(indexes: list[int]) -> None:  # the cards the cache does not hold, in three statements
+        missing = [packages[i].id for i in indexes]
+        loaded.append(card_data(missing, [slot_id for pid in missing for slot_id, _ in result.listed[pid]]))
+
     items = []
-    for package in result.pagination.items:
-        slots = result.slots_by_package.get(package.id, [])
+    for package in packages:
+        listed = result.listed.get(package.id, [])
 
-        def build(recording, package=package, slots=slots):
+        def build(recording, package_id=package.id, listed=listed):
             if recording is not None:
-                recording.changes_at(*(slot.starts_at for slot in slots))
-            return render_template(CARD, package=package, slots=slots,
-                                   availability=result.availability).encode(), {}
+                recording.changes_at(*(starts_at for _, starts_at in listed))
+            found = loaded[0]
+            slots = [found.slots[slot_id] for slot_id, _ in listed]
+            return render_template(CARD, package=found.packages[package_id], slots=slots,
+                                   availability=found.availability).encode(), {}
 
-        items.append((("menu-card", locale, package.id, tuple(slot.id for slot in slots)),
-                      [changes.slot(slot.id) for slot in slots], build))
-    bodies = render_cache.cached_many(items, recording)
-    return {package.id: Markup(body.decode()) for package, (body, _) in zip(result.pagination.items, bodies)}
+        items.append((("menu-card", locale, package.id, tuple(slot_id for slot_id, _ in listed)),
+                      [changes.slot(slot_id) for slot_id, _ in listed], build))
+    bodies = render_cache.cached_many(items, recording, before_building=load)
+    return {package.id: Markup(body.decode()) for package, (body, _) in zip(packages, bodies)}
+
+
+def _filter_form(args: MultiDict) -> tuple[MenuFilterForm, bool]:
+    """The filter form for these arguments, and whether they are valid."""
+    form = MenuFilterForm(args, options=_filter_options(args.get("subdistrict", ""), _int_arg(args, "station")))
+    return form, not args or form.validate()
+
+
+def _filters_block(args: MultiDict) -> Markup:
+    """The filter panel as these arguments fill it in, kept under the global version (its
+    choices are stations, subdistricts and campaigns): built with its own form, from options
+    read after the versions it is kept under."""
+    shown = MultiDict([(k, v) for k, v in args.items(multi=True) if k != "page"])
+
+    def build(recording):
+        form, _ = _filter_form(shown)
+        return {"form": form}
+
+    return cached_block("menu/index.html", "filters", parts=("menu-filters", urlencode(list(shown.items(multi=True)))),
+                        deps=[], build=build)
 
 
 def _menu_context(recording, args: MultiDict) -> dict:
-    options = _filter_options(args.get("subdistrict", ""), _int_arg(args, "station"))
-    form = MenuFilterForm(args, options=options)
+    form, valid = _filter_form(args)
     status = 200
-    if args and not form.validate():
+    if not valid:
         filters = MenuFilters()
         status = 422
     else:
@@ -93,12 +122,12 @@ def _menu_context(recording, args: MultiDict) -> dict:
     page = args.get("page", 1, type=int) or 1
     result = menu_page(filters, max(page, 1), current_app.config["PAGE_SIZE"])
     if recording is not None:
-        slots = [slot for group in result.slots_by_package.values() for slot in group]
-        recording.depend_on(*(changes.slot(slot.id) for slot in slots))  # their places left
-        recording.changes_at(*(slot.starts_at for slot in slots))  # a slot that starts leaves the menu
+        listed = [slot for group in result.listed.values() for slot in group]
+        recording.depend_on(*(changes.slot(slot_id) for slot_id, _ in listed))  # their places left
+        recording.changes_at(*(starts_at for _, starts_at in listed))  # a slot that starts leaves the menu
     page_args = {k: v for k, v in args.items() if k != "page"}
     return {"status": status, "form": form, "result": result, "cards": _cards(result, recording), "page_args": page_args,
-            "oob_station": True}
+            "oob_station": True, "cached_blocks": {"filters": _filters_block(args)}}
 
 
 @bp.get("/")
