@@ -220,23 +220,27 @@ class SerialisedEvents:
     link, places): after a change only the events whose rows changed are built again."""
 
     def __init__(self, max_items: int = 50_000):
+        import threading
         from collections import OrderedDict
 
         self.items: "OrderedDict[tuple, bytes]" = OrderedDict()
         self.max_items = max_items
+        self.lock = threading.Lock()  # threaded workers (GUNICORN_THREADS) share it
 
     def __contains__(self, key: tuple) -> bool:
         return key in self.items
 
     def get(self, key: tuple, make: Callable[[], Event]) -> bytes:
-        found = self.items.get(key)
-        if found is None:
-            found = make().to_ical()
+        with self.lock:
+            found = self.items.get(key)
+            if found is not None:
+                self.items.move_to_end(key)
+                return found
+        found = make().to_ical()
+        with self.lock:
             self.items[key] = found
             if len(self.items) > self.max_items:
                 self.items.popitem(last=False)
-        else:
-            self.items.move_to_end(key)
         return found
 
 
