@@ -71,3 +71,21 @@ def test_lookup_gives_the_scopes_of_an_outdated_entry_as_prediction(tmp_path):
 def test_entries_round_trip_through_bytes():
     entry = Entry(("global", "slot:1"), ("a.1", "a.2"), 12.5, b"<p>\\n\xe5\x85\x9a</p>\n", {"status": 422})
     assert Entry.decode(entry.encode()) == entry
+
+
+def test_on_sqlite_a_bump_since_the_request_began_keeps_nothing(app, tmp_path):
+    """SQLite fixes a transaction's snapshot at its first SELECT (the logged-in user, before any
+    build): a bump between the request's start and a build's version read means the build may
+    see data older than its versions, so it is built but not kept."""
+    from flask import g
+
+    from blueprints.core import render_cache
+
+    store = _store(tmp_path)
+    with app.test_request_context("/"):
+        setattr(g, render_cache._SEQUENCE_AT_START, store.read([changes.SEQUENCE])[0])
+        store.bump({"slot:9"})  # a booking elsewhere commits after the request's first SELECT
+        assert Build(store, ["slot:1"]).entry(b"page", {}) is None
+    with app.test_request_context("/"):
+        setattr(g, render_cache._SEQUENCE_AT_START, store.read([changes.SEQUENCE])[0])
+        assert Build(store, ["slot:1"]).entry(b"page", {}) is not None

@@ -19,11 +19,19 @@ def package_or_none(package_id: int) -> Package | None:
     )
 
 
+def _upcoming_of_package(package_id: int):
+    return (Slot.package_id == package_id, Slot.starts_at > clock.now(), Slot.status != SlotStatus.CANCELLED)
+
+
+def next_start_of_package(package_id: int):
+    """When the package's next slot starts (and every later page of its list shifts)."""
+    return db.session.scalar(sa.select(sa.func.min(Slot.starts_at)).where(*_upcoming_of_package(package_id)))
+
+
 def upcoming_slots_of_package(package_id: int, page: int, per_page: int):
     query = (
         sa.select(Slot)
-        .where(Slot.package_id == package_id, Slot.starts_at > clock.now(),
-               Slot.status != SlotStatus.CANCELLED)
+        .where(*_upcoming_of_package(package_id))
         .order_by(Slot.starts_at, Slot.id)
         .options(joinedload(Slot.station))
     )

@@ -55,6 +55,8 @@ def package(package_id: int):
         slots = queries.upcoming_slots_of_package(found.id, _page_number(), current_app.config["PAGE_SIZE"])
         if recording is not None:
             recording.changes_at(*(slot.starts_at for slot in slots.items))  # started slots leave the list
+            if slots.page > 1:  # and the earlier pages' slots starting shift this one
+                recording.changes_at(queries.next_start_of_package(found.id))
         return {"package": found, "slots": slots, "places": availability_for(slot.id for slot in slots.items)}
 
     page = _page_number()
@@ -111,7 +113,9 @@ def slot(slot_id: int):
 
     return render_public("booking/slot.html", parts=("slot", slot_id), deps=[changes.slot(slot_id)],
                          build=build, blocks=("title", "slot_public"), fragment=None,
-                         personal=lambda: {"cached_blocks": {"booking_panel": _booking_panel(slot_id)}})
+                         personal=lambda: ({"cached_blocks": {"booking_panel": _booking_panel(slot_id)}}
+                                           if current_user.is_authenticated
+                                           else _slot_context(_load_slot(slot_id))))  # a visitor with a flash
 
 
 def _booking_panel(slot_id: int):

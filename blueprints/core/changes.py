@@ -208,7 +208,28 @@ def bump(keys: Iterable[str]) -> None:
     try:
         store.bump(keys)
     except Exception as exc:  # noqa: BLE001 - a cache must never fail a committed change
+        # Remembered: until the bump goes through, this process trusts no entry (every other
+        # process is without Redis too, or sees it back — see retry_failed_bumps).
+        failed_bumps(current_app).update(keys | {GLOBAL})
         log.warning("could not bump cache versions %s: %s", sorted(keys)[:10], exc)
+
+
+def failed_bumps(app) -> set[str]:
+    """Scopes whose bump after a commit failed (Redis down), to be bumped when it is back."""
+    return app.extensions.setdefault("change_failed_bumps", set())
+
+
+def retry_failed_bumps(app) -> bool:
+    """Bump what could not be bumped; True when nothing is left pending."""
+    pending = failed_bumps(app)
+    if not pending:
+        return True
+    try:
+        app.extensions["change_versions"].bump(set(pending))
+    except Exception:  # noqa: BLE001 - still down: try again on the next request
+        return False
+    pending.clear()
+    return True
 
 
 @click.group("cache", help="The render cache and feed validators.")

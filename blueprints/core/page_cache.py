@@ -16,9 +16,10 @@ in skips its body, and with it every query the body would have made.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Callable, Iterable
 
-from flask import make_response, render_template, request, session
+from flask import g, make_response, render_template, request, session
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from jinja2_fragments.flask import render_block
@@ -33,6 +34,13 @@ CSRF_PLACEHOLDER = "csrf-placeholder-5d0c1f"  # survives HTML escaping unchanged
 
 def _placeholder() -> str:
     return CSRF_PLACEHOLDER
+
+
+def _tokenless(html: str) -> str:
+    """What is kept: the placeholder where this request's token was rendered, also by a form's
+    own CSRF field (``form.csrf_token`` asks Flask-WTF directly, not the template's function)."""
+    token = g.get("csrf_token")
+    return html.replace(token, CSRF_PLACEHOLDER) if token else html
 
 
 def _with_token(html: str) -> str:
@@ -77,7 +85,7 @@ def render_public(template: str, *, parts: tuple | None, deps: Iterable[str], bu
             context = context_of(recording)
             html = render_block(template, fragment, csrf_token=_placeholder, **context)
             html += "".join(render_template(partial, csrf_token=_placeholder, **context) for partial in oob)
-            return html.encode(), {"status": context["status"]}
+            return _tokenless(html).encode(), {"status": context["status"]}
 
         body, meta = render_cache.cached(keyed("fragment", fragment), deps, fragment_body)
         return make_response(_with_token(body.decode()), meta["status"])
@@ -85,8 +93,8 @@ def render_public(template: str, *, parts: tuple | None, deps: Iterable[str], bu
     if not current_user.is_authenticated and not session.get("_flashes"):
         def page_body(recording):
             context = context_of(recording)
-            return render_template(template, csrf_token=_placeholder, request_path=path, **context).encode(), {
-                "status": context["status"]}
+            html = render_template(template, csrf_token=_placeholder, request_path=path, **context)
+            return _tokenless(html).encode(), {"status": context["status"]}
 
         body, meta = render_cache.cached(keyed("page", path), deps, page_body)
         generate_csrf()  # the session's token exists before the ETag names it
@@ -101,12 +109,11 @@ def render_public(template: str, *, parts: tuple | None, deps: Iterable[str], bu
 
     def blocks_body(recording):
         context = context_of(recording)
-        rendered = {name: render_block(template, name, csrf_token=_placeholder, **context) for name in blocks}
-        return "\x1e".join(rendered.values()).encode(), {"status": context["status"], "blocks": blocks}
+        rendered = [_tokenless(render_block(template, name, csrf_token=_placeholder, **context)) for name in blocks]
+        return json.dumps(rendered, ensure_ascii=False).encode(), {"status": context["status"], "blocks": blocks}
 
     body, meta = render_cache.cached(keyed("blocks", *blocks), deps, blocks_body)
-    cached_blocks = {name: Markup(_with_token(html))
-                     for name, html in zip(meta["blocks"], body.decode().split("\x1e"))}
+    cached_blocks = {name: Markup(_with_token(html)) for name, html in zip(meta["blocks"], json.loads(body))}
     context = personal() if personal is not None else {}
     cached_blocks.update(context.pop("cached_blocks", {}))
     return make_response(render_template(template, cached_blocks=cached_blocks, **context), meta["status"])
@@ -118,7 +125,7 @@ def cached_block(template: str, block: str, *, parts: tuple, deps: Iterable[str]
     booking panel of a slot). ``parts`` must name everything of the user the block shows."""
 
     def body(recording):
-        return render_block(template, block, csrf_token=_placeholder, **build(recording)).encode(), {}
+        return _tokenless(render_block(template, block, csrf_token=_placeholder, **build(recording))).encode(), {}
 
     html, _ = render_cache.cached((template, block, select_locale(), *parts), deps, body)
     return Markup(_with_token(html.decode()))

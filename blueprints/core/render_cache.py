@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterable
 
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app, g, has_app_context, has_request_context
 
 from . import changes, clock
 
@@ -173,6 +173,11 @@ class Build:
         self.known = dict(zip(ahead, versions))
         self.later: list[str] = []
         self.expires = (clock.now() + MAX_AGE).timestamp()
+        # SQLite keeps one snapshot per transaction, taken at its first SELECT: on a request that
+        # read something before this build (the logged-in user), the build may see data older
+        # than these versions unless nothing was bumped since the request began.
+        started = g.get(_SEQUENCE_AT_START) if has_request_context() else None
+        self.safe = started is None or started == self.sequence
 
     def child(self, deps: Iterable[str]) -> "Build":
         """A piece built from data this build has already read (a menu card from the menu's
@@ -181,6 +186,7 @@ class Build:
         piece.store, piece.sequence, piece.known = self.store, self.sequence, self.known
         piece.deps, piece.later = [changes.GLOBAL], []
         piece.expires = (clock.now() + MAX_AGE).timestamp()
+        piece.safe = self.safe
         piece.depend_on(*deps)
         return piece
 
@@ -189,7 +195,12 @@ class Build:
         feed a token opens): read now, before the SQL they cover."""
         new = [s for s in scopes if s not in self.known]
         if new:
-            self.known.update(zip(new, self.store.read(new)))
+            try:
+                self.known.update(zip(new, self.store.read(new)))
+            except Exception as exc:  # noqa: BLE001 - built all the same, just not kept
+                log.warning("render cache unavailable: %s", exc)
+                self.safe = False
+                self.known.update((s, None) for s in new)
         self.deps += [s for s in scopes if s not in self.deps]
 
     def depend_on(self, *scopes: str) -> None:
@@ -214,6 +225,8 @@ class Build:
                 self.expires = min(self.expires, now.timestamp() + 1)
 
     def entry(self, body: bytes, meta: dict) -> Entry | None:
+        if not self.safe:
+            return None
         deps = list(self.deps)
         versions = [self.known[scope] for scope in deps]
         if self.later:
@@ -268,9 +281,23 @@ class RenderCache:
             self.entries.put(key, entry, ttl)
 
 
+_SEQUENCE_AT_START = "render_cache_sequence_at_start"
+
+
 def install(app: Flask) -> None:
     if not app.config.get("RENDER_CACHE", True):
         return
+
+    @app.before_request
+    def before_any_sql():
+        """Retry bumps that failed; on SQLite, note the write sequence before the request's first
+        SELECT fixes its snapshot (see ``Build``)."""
+        if not changes.retry_failed_bumps(app):
+            return
+        if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+            sequence = _safely(lambda: app.extensions["change_versions"].read([changes.SEQUENCE]))
+            g.setdefault(_SEQUENCE_AT_START, sequence[0] if sequence else "unknown")
+
     store = app.extensions["change_versions"]
     if app.config.get("REDIS_URL"):
         from .shared_state import redis_client
@@ -284,7 +311,15 @@ def install(app: Flask) -> None:
 def current() -> RenderCache | None:
     if not has_app_context():
         return None
-    return current_app.extensions.get("render_cache")
+    return for_app(current_app)
+
+
+def for_app(app) -> RenderCache | None:
+    """The app's render cache, or None while a bump after a commit is still pending (Redis was
+    down): until it goes through, this process trusts no entry."""
+    if changes.failed_bumps(app):
+        return None
+    return app.extensions.get("render_cache")
 
 
 def clear_entries() -> None:

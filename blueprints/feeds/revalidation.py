@@ -28,7 +28,8 @@ class RevalidationMiddleware:
         self.app, self.wsgi_app = app, wsgi_app
 
     def __call__(self, environ, start_response):
-        if environ.get("REQUEST_METHOD") == "GET" and environ.get("HTTP_IF_NONE_MATCH"):
+        if (environ.get("REQUEST_METHOD") == "GET" and environ.get("HTTP_IF_NONE_MATCH")
+                and not environ.get("QUERY_STRING")):  # anything unusual is Flask's to check
             match = FEED_PATH.fullmatch(environ.get("PATH_INFO", ""))
             if match:
                 response = self._not_modified(environ, match.group(1))
@@ -37,7 +38,7 @@ class RevalidationMiddleware:
         return self.wsgi_app(environ, start_response)
 
     def _not_modified(self, environ, token: str):
-        cache = self.app.extensions.get("render_cache")
+        cache = render_cache.for_app(self.app)
         if cache is None:
             return None
         req = self.app.request_class(environ)

@@ -132,6 +132,16 @@ def _package_query(filters: MenuFilters):
     return query.order_by(category_rank, Package.id)
 
 
+def next_matching_start(filters: MenuFilters):
+    """When the first slot matching the filters starts: with filters that narrow the slots, a
+    package whose only matching slot starts leaves the results (and the count) then."""
+    return db.session.scalar(
+        sa.select(sa.func.min(Slot.starts_at)).join(Station, Station.id == Slot.station_id)
+        .join(Package, Package.id == Slot.package_id)
+        .where(Package.active, *_slot_conditions(filters, False))
+    )
+
+
 def listed_slots(package_ids: list[int], filters: MenuFilters, per_package: int) -> dict[int, list[tuple]]:
     """The next ``per_package`` matching slots of each package as (id, starts_at), in one query."""
     if not package_ids:

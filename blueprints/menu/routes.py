@@ -15,7 +15,7 @@ from blueprints.core.i18n import select_locale
 from blueprints.core.page_cache import cached_block, render_public
 
 from .forms import MenuFilterForm
-from .queries import CardData, FilterOptions, MenuFilters, card_data, filter_options, menu_page
+from .queries import CardData, FilterOptions, MenuFilters, card_data, filter_options, menu_page, next_matching_start
 
 bp = Blueprint("menu", __name__)
 STATION_FIELD = "menu/_station_field.html"  # its choices follow the subdistrict, so htmx refreshes it
@@ -125,6 +125,8 @@ def _menu_context(recording, args: MultiDict) -> dict:
         listed = [slot for group in result.listed.values() for slot in group]
         recording.depend_on(*(changes.slot(slot_id) for slot_id, _ in listed))  # their places left
         recording.changes_at(*(starts_at for _, starts_at in listed))  # a slot that starts leaves the menu
+        if filters.narrows_slots:  # and packages of other pages may leave, changing the count
+            recording.changes_at(next_matching_start(filters))
     page_args = {k: v for k, v in args.items() if k != "page"}
     return {"status": status, "form": form, "result": result, "cards": _cards(result, recording), "page_args": page_args,
             "oob_station": True, "cached_blocks": {"filters": _filters_block(args)}}
