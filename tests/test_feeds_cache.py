@@ -13,9 +13,9 @@ import redis
 
 from blueprints.booking.models import BookingStatus
 from blueprints.booking.services import record
-from blueprints.core import changes, render_cache
+from blueprints.core import changes
 from blueprints.core.extensions import db
-from blueprints.feeds import routes, services
+from blueprints.feeds import services
 
 from . import factories as f
 from .cache_support import use_cache
@@ -238,7 +238,7 @@ def test_after_a_failed_bump_no_entry_is_trusted_until_the_bump_goes_through(app
     process serves nothing from the cache until the missed bump (and a global one) is made."""
     from blueprints.core import changes
 
-    client_redis = use_cache(app, monkeypatch, "redis")
+    use_cache(app, monkeypatch, "redis")
     secretary = f.create_secretary()
     booking = f.create_booking(organisation=secretary.organisation)
     path = _feed(secretary)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from flask import current_app, g, url_for
+from flask import g, url_for
 
 _MARKER = 918273645
 
@@ -27,7 +27,3 @@ def id_url(endpoint: str, parameter: str, value) -> str:
 
 def register(app) -> None:
     app.add_template_global(id_url)
-
-
-def has_endpoint(name: str) -> bool:
-    return name in current_app.view_functions

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from email.utils import format_datetime
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import force_locale, gettext as _

@@ -201,12 +201,6 @@ def public_slot_filter(station_id: int):
 
 
 @dataclass(frozen=True)
-class Validator:
-    etag: str
-    last_modified: datetime
-
-
-@dataclass(frozen=True)
 class Freshness:
     """When a feed's data last changed, and the next moment time alone changes the feed."""
 
