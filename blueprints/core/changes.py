@@ -31,6 +31,7 @@ import struct
 import threading
 import time
 import zlib
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
@@ -250,13 +251,15 @@ def clear_command():
 
 # -- which scopes a transaction's writes touch ---------------------------------------------------
 
+@lru_cache(maxsize=1)
 def _classes():
+    """The models whose rows caches show (imported late: every feature imports this module)."""
     from blueprints.accounts.models import Organisation, User
-    from blueprints.booking.models import Booking
+    from blueprints.booking.models import Booking, Notification
     from blueprints.catalog.models import Campaign, Package, Slot, Station
     from blueprints.feeds.models import FeedToken
 
-    return Organisation, User, Booking, Campaign, Package, Slot, Station, FeedToken
+    return Organisation, User, Booking, Notification, Campaign, Package, Slot, Station, FeedToken
 
 
 # Of a user, only what decides which feeds their tokens open (not logins, passwords, sessions).
@@ -330,7 +333,7 @@ class _Scopes:
 
 
 def _add_scopes_of(found: _Scopes, session: Session, obj, *, new: bool, deleted: bool) -> None:
-    Organisation, User, Booking, Campaign, Package, Slot, Station, FeedToken = _classes()
+    Organisation, User, Booking, Notification, Campaign, Package, Slot, Station, FeedToken = _classes()
     keys = found.keys
     if isinstance(obj, Booking):
         keys.add(PLACES)
@@ -361,7 +364,7 @@ def _add_scopes_of(found: _Scopes, session: Session, obj, *, new: bool, deleted:
     elif isinstance(obj, User):
         if not new and (deleted or _really_changed(obj, USER_ATTRIBUTES)):
             keys.add(GLOBAL)
-    elif type(obj).__name__ == "Notification":
+    elif isinstance(obj, Notification):
         keys.add(inbox(_id_of(obj, "user")))
 
 

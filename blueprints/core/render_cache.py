@@ -64,7 +64,15 @@ class Entry:
         return cls(tuple(data["d"]), tuple(data["v"]), data["e"], body, data["m"])
 
 
-class MemoryEntries:
+class _OneStore:
+    """An entry store that is a single place (not a local copy in front of a shared one)."""
+
+    def candidates(self, key: str):
+        entry = self.get(key)
+        return [entry] if entry is not None else []
+
+
+class MemoryEntries(_OneStore):
     def __init__(self, max_entries: int = 4000, max_bytes: int = 64 << 20):
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self.items: OrderedDict[str, Entry] = OrderedDict()
@@ -98,7 +106,7 @@ class MemoryEntries:
         return {key: entry for key in keys if (entry := self.get(key)) is not None}
 
 
-class RedisEntries:
+class RedisEntries(_OneStore):
     PREFIX = "partyday:rc:"
 
     def __init__(self, client):
@@ -251,12 +259,10 @@ class RenderCache:
 
     def lookup(self, key: str) -> tuple[Entry | None, tuple[str, ...]]:
         """(the current entry or None, the scopes of the last entry seen: a prediction)."""
-        candidates = self.entries.candidates(key) if hasattr(self.entries, "candidates") else [self.entries.get(key)]
+        candidates = self.entries.candidates(key)
         now = clock.now().timestamp()
         predicted: tuple[str, ...] = ()
         for entry in candidates:
-            if entry is None:
-                continue
             predicted = entry.deps
             if entry.expires > now and tuple(self.store.read(list(entry.deps))) == entry.versions:
                 return entry, predicted
