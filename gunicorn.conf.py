@@ -66,7 +66,9 @@ class JsonLogger(glogging.Logger):
 
 logger_class = JsonLogger
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
-# The message of each access line (the JSON line also carries each field separately).
+# The message of each access line (the JSON line also carries each field separately). The request
+# line holds secret URLs (/feeds/<token>.ics, /host/check-in/<token>): the JSON formatter redacts
+# the whole line (blueprints.core.logging.redact), message and fields alike.
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms request_id=%({x-request-id}o)s'
 logconfig_dict = {
     "version": 1,

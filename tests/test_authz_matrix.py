@@ -174,9 +174,12 @@ ROUTES: dict[tuple[str, str], Entry] = {
         LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN, args={"slot_id": "closed_slot"}),
     ("POST", "/host/slots/<int:slot_id>/cancel"): row(
         LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN, data={"reason": "场地临时关闭"}),
-    ("GET", "/host/slots/<int:slot_id>/roster"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN),
-    ("GET", "/host/slots/<int:slot_id>/roster.csv"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN),
-    ("GET", "/host/slots/<int:slot_id>/roster.xlsx"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN),
+    ("GET", "/host/slots/<int:slot_id>/roster"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN,
+                                                         args={"slot_id": "past_slot"}),
+    ("GET", "/host/slots/<int:slot_id>/roster.csv"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN,
+                                                         args={"slot_id": "past_slot"}),
+    ("GET", "/host/slots/<int:slot_id>/roster.xlsx"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN,
+                                                         args={"slot_id": "past_slot"}),
     ("POST", "/host/slots/<int:slot_id>/no-shows"): row(
         LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN, args={"slot_id": "past_slot"}),
     ("GET", "/host/slots/<int:slot_id>/check-in"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, NOT_FOUND, FORBIDDEN),
@@ -288,6 +291,8 @@ class World:
             o["confirmed"] = f.create_booking(slot=o["today_slot"], organisation=o["org_a"], headcount=8)
             o["attended"] = f.create_booking(slot=o["past_slot"], organisation=o["org_a"],
                                              status=BookingStatus.ATTENDED, attended_headcount=8)
+            # Over, and nobody checked the group in: a GET of its roster must not settle it.
+            o["unsettled"] = f.create_booking(slot=o["past_slot"], organisation=o["org_b"], headcount=6)
             o["booking_b"] = f.create_booking(slot=o["slot_y"], organisation=o["org_b"])
             o["quota"] = Quota(organisation=o["org_a"], category=Category.THEORY, period=QuotaPeriod.YEAR,
                                max_bookings=50)
@@ -466,6 +471,8 @@ def test_route_answers_each_role_as_the_table_says(app, frozen_now, fast_passwor
             failures.append(f"{role}: {method} {path} answered {response.status_code} ({got}), expected {expected}")
         after = snapshot()
         changed = after != before
-        if changed and (got not in SUCCESS or expected not in SUCCESS):
+        if changed and method == "GET":
+            failures.append(f"{role}: GET {path} changed rows in {_diff(before, after)} (a GET never writes)")
+        elif changed and (got not in SUCCESS or expected not in SUCCESS):
             failures.append(f"{role}: {method} {path} was refused ({got}) but changed rows in {_diff(before, after)}")
     assert not failures, "\n".join(failures)

@@ -9,6 +9,7 @@ set, on PostgreSQL. Every attempt must end in a booking, a BookingError with a m
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 import traceback
 import time
 from collections import Counter
@@ -23,6 +24,7 @@ from blueprints.accounts.models import Organisation, OrganisationKind, Role, Use
 from blueprints.booking import services
 from blueprints.booking.capacity import availability
 from blueprints.booking.models import Booking, BookingEvent, BookingStatus
+from blueprints.core import clock
 from blueprints.core.db import Busy
 from blueprints.core.extensions import db
 
@@ -203,6 +205,59 @@ def test_rush_with_waitlist_keeps_first_come_first_served(app, rush_app):
     # The first four committed are the confirmed ones: nobody was waitlisted ahead of them.
     assert [b.status for b in bookings[:4]] == [S.CONFIRMED] * 4
     assert held(slot.id) == 20
+
+
+@pytest.mark.parametrize("allowed", [1, 3])
+def test_twenty_bookings_of_one_organisation_on_twenty_slots_never_exceed_its_quota(app, rush_app, allowed):
+    """The quota is counted under the organisation's lock, not only under each slot's."""
+    from blueprints.admin.models import Quota, QuotaPeriod
+
+    start = clock.now() + timedelta(days=40)
+    package = f.create_package()
+    slots = [f.create_slot(package=package, capacity=40, starts_at=start + timedelta(hours=2 * n)) for n in range(20)]
+    secretary = f.create_secretary()
+    colleagues = [f.create_secretary(organisation=secretary.organisation) for _ in range(3)]
+    db.session.add(Quota(organisation_id=secretary.organisation_id, category=package.category,
+                         period=QuotaPeriod.YEAR, max_bookings=allowed))
+    db.session.commit()
+    users = [secretary.id] + [c.id for c in colleagues]
+    outcome = rush(rush_app, [booking_job(users[n % len(users)], slot.id, 5) for n, slot in enumerate(slots)])
+    report("quota rush", app, outcome)
+    counts = outcome.count()
+    assert counts["error"] == 0, [r for r in outcome.results if r[0] == "error"]
+    assert counts["ok"] == allowed
+    assert counts["ok"] + counts["refused"] + counts["busy"] == 20
+    assert all("最多" in error.message for kind, error in outcome.results if kind == "refused")
+    db.session.rollback()
+    active = db.session.scalar(sa.select(sa.func.count(Booking.id)).where(
+        Booking.organisation_id == secretary.organisation_id, Booking.status.not_in([S.CANCELLED, S.DECLINED])))
+    assert active == allowed
+
+
+def test_bookings_of_one_organisation_race_host_cancellations_without_deadlock(app, rush_app):
+    """Bookings lock the organisation then a slot; a host's cancellation locks a slot and writes
+    rows that refer to the organisation. Neither waits for the other in a cycle."""
+
+    start = clock.now() + timedelta(days=40)
+    slots = [f.create_slot(capacity=40, starts_at=start + timedelta(hours=2 * n)) for n in range(10)]
+    secretary = f.create_secretary()
+    booked = [f.create_booking(slot=slot, organisation=secretary.organisation, headcount=5) for slot in slots[:5]]
+    admin = f.create_admin()
+    db.session.commit()
+
+    def cancel_job(booking_id):
+        def prepare():
+            user = db.session.get(User, admin.id)
+            user.is_admin  # noqa: B018
+            return lambda: services.cancel(user, booking_id, "站点临时调整").id
+        return prepare
+
+    jobs = [cancel_job(b.id) for b in booked] + [booking_job(secretary.id, slot.id, 5) for slot in slots[5:]]
+    outcome = rush(rush_app, jobs)
+    report("book and cancel", app, outcome)
+    counts = outcome.count()
+    assert counts["error"] == 0, [r for r in outcome.results if r[0] == "error"]
+    assert counts["ok"] + counts["busy"] == 10
 
 
 def test_double_click_from_one_organisation_makes_one_booking(app, rush_app):

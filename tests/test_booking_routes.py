@@ -952,3 +952,40 @@ def test_with_csrf_on_a_secretarys_post_needs_the_token_and_htmx_sends_it_as_a_h
         # the forms carry the token too (no JavaScript)
         slot_page = client.get(f"/slots/{slot_id}").get_data(as_text=True)
         assert re.search(r'name="csrf_token" type="hidden" value="[^"]+"', slot_page)
+
+
+# -- issue 12: deactivated organisations, re-approval ------------------------------------------
+
+HX = {"HX-Request": "true"}
+
+
+def test_secretary_of_a_deactivated_organisation_sees_why_on_the_slot_page_and_cannot_book(scene, client_as):
+    client = client_as(scene.secretary)
+    assert 'action="/slots/%d/book"' % scene.slot.id in client.get(f"/slots/{scene.slot.id}").get_data(as_text=True)
+    scene.secretary.organisation.active = False
+    db.session.commit()
+    page = assert_full_page(client.get(f"/slots/{scene.slot.id}"), "已被区级管理员停用")
+    assert 'action="/slots/%d/book"' % scene.slot.id not in page
+    assert_fragment(client.get(f"/slots/{scene.slot.id}", headers=HX), "已被区级管理员停用")
+    response = client.post(f"/slots/{scene.slot.id}/book",
+                           data={"headcount": "5", "contact_name": "王书记", "contact_phone": "13912345678"})
+    assert response.status_code == 422 and "已被区级管理员停用" in response.get_data(as_text=True)
+    assert bookings_of_slot(scene.slot.id) == 0
+
+
+def test_secretary_raising_a_confirmed_booking_at_an_approval_station_is_told_it_goes_back_for_approval(
+        scene, client_as):
+    scene.station.requires_approval = True
+    db.session.commit()
+    booking = f.create_booking(slot=scene.slot, organisation=scene.secretary.organisation, headcount=5)
+    client = client_as(scene.secretary)
+    assert_full_page(client.get(f"/bookings/{booking.id}"), "须经站点重新审核")
+    response = client.post(f"/bookings/{booking.id}/headcount", data={"headcount": "8"}, follow_redirects=True)
+    assert "站点将重新审核" in response.get_data(as_text=True)
+    db.session.expire_all()
+    changed = db.session.get(Booking, booking.id)
+    assert (changed.status, changed.headcount) == (BookingStatus.PENDING, 8)
+    host_inbox = db.session.scalars(sa.select(Notification).where(Notification.user_id == scene.host.id)).all()
+    assert [n.kind for n in host_inbox] == ["headcount_raised"]
+    fragment = client.post(f"/bookings/{booking.id}/headcount", data={"headcount": "9"}, headers=HX)
+    assert_fragment(fragment, "人数已修改")

@@ -21,6 +21,7 @@ from blueprints.booking import services
 from blueprints.booking.capacity import availability
 from blueprints.booking.models import Booking, BookingEvent, BookingStatus, Notification
 from blueprints.catalog.models import Category, Package, Slot, SlotStatus, Station
+from blueprints.core import clock
 from blueprints.core.extensions import db
 
 from . import factories as f
@@ -401,28 +402,30 @@ VALID_PHONES = [
     ("19912345678", "19912345678"),
     ("139 1234 5678", "13912345678"),
     ("021-64001234", "021-64001234"),
-    ("02164001234", "02164001234"),
-    ("0512-1234567", "0512-1234567"),
+    ("02164001234", "021-64001234"),  # every landline stored in one form: area code, dash, number
+    ("0512-12345678", "0512-12345678"),
     ("0755-12345678", "0755-12345678"),
-    ("(021)64001234", "02164001234"),
-    ("（021）64001234", "02164001234"),
+    ("(021)64001234", "021-64001234"),
+    ("（021）64001234", "021-64001234"),
     ("021-64001234-801", "021-64001234-801"),
+    ("021-64001234转801", "021-64001234-801"),  # an extension as Chinese speakers write it
     ("１３９１２３４５６７８", "13912345678"),  # full-width digits from a Chinese input method
     ("+86 139 1234 5678", "13912345678"),  # copied from a phone's contacts
     ("0086-13912345678", "13912345678"),
     ("＋８６１３９１２３４５６７８", "13912345678"),
     ("139-1234-5678", "13912345678"),
-    ("+86 21 6400 1234", "02164001234"),
+    ("+86 21 6400 1234", "021-64001234"),
     ("+86-21-64001234", "021-64001234"),
-    ("+86 (021) 6400 1234", "02164001234"),
+    ("+86 (021) 6400 1234", "021-64001234"),
 ]
 INVALID_PHONES = [
     "", "   ", "12912345678", "10912345678", "1391234567", "139123456789", "23912345678", "64001234",
     "21-64001234", "021-640012", "0216400123456", "139-1234-5678x", "电话13912345678",
     "+1 13912345678", "+86 1391234567", "+8613912345678x", "86-13912345678",
     "13٩١٢٣٤٥٦٧٨",  # Arabic-Indic digits must not pass as a phone number
+    "0512-1234567",  # Suzhou numbers have eight digits (libphonenumber's metadata knows each area)
+    "13912345678-12", "400-820-8820",
 ]
-
 
 @pytest.mark.parametrize("phone,stored", VALID_PHONES)
 def test_valid_phone_numbers_are_accepted_and_stored_normalised(scene, phone, stored):
@@ -881,3 +884,115 @@ def test_booking_a_missing_slot_is_not_allowed(scene):
 def test_actions_on_a_missing_booking_are_not_allowed(scene):
     for action in ACTIONS.values():
         refused(lambda: action(scene.admin, SimpleNamespace(id=999_999)), services.NotAllowed)
+
+
+# -- deactivated organisations (issue 12) ------------------------------------------------------
+
+def _deactivate(organisation) -> None:
+    organisation.active = False
+    db.session.commit()
+
+
+def test_secretary_of_a_deactivated_organisation_cannot_book_and_nothing_changes(scene):
+    _deactivate(scene.secretary.organisation)
+    error = refused(lambda: services.book(scene.secretary, scene.slot.id, request(10)))
+    assert "已被区级管理员停用" in error.message and scene.secretary.organisation.name in error.message
+
+
+def test_secretary_of_a_deactivated_organisation_cannot_join_a_waitlist(scene):
+    scene.slot.capacity = 10
+    db.session.commit()
+    services.book(scene.other_secretary, scene.slot.id, request(10))
+    _deactivate(scene.secretary.organisation)
+    error = refused(lambda: services.book(scene.secretary, scene.slot.id, request(5), join_waitlist=True))
+    assert "停用" in error.message
+
+
+def test_deactivated_organisation_keeps_its_booking_may_lower_but_not_raise_the_headcount(scene):
+    booking = services.book(scene.secretary, scene.slot.id, request(10))
+    _deactivate(scene.secretary.organisation)
+    assert fresh(Booking, booking.id).status is S.CONFIRMED  # existing bookings stay
+    error = refused(lambda: services.change_headcount(scene.secretary, booking.id, 12))
+    assert "停用" in error.message and error.field == "headcount"
+    services.change_headcount(scene.secretary, booking.id, 8)
+    assert fresh(Booking, booking.id).headcount == 8
+    services.cancel(scene.secretary, booking.id)
+    assert fresh(Booking, booking.id).status is S.CANCELLED
+
+
+def test_waitlist_promotion_passes_over_a_deactivated_organisation(scene, full_slot):
+    a, _x, waiting = full_slot
+    c_booking, c_secretary = waiting["C"]
+    _deactivate(c_secretary.organisation)
+    services.cancel(a.created_by, a.id)  # frees 12: B (15) does not fit, C is deactivated, D (4) fits
+    assert fresh(Booking, c_booking.id).status is S.WAITLISTED
+    assert fresh(Booking, waiting["D"][0].id).status is S.CONFIRMED
+
+
+def test_slot_refusal_for_the_booking_panel_names_the_deactivation(scene):
+    assert services.organisation_refusal(scene.secretary.organisation) is None
+    _deactivate(scene.secretary.organisation)
+    assert "停用" in services.organisation_refusal(scene.secretary.organisation)
+
+
+# -- raising a confirmed headcount at an approval station (issue 12) -----------------------------
+
+def test_raising_a_confirmed_headcount_at_an_approval_station_asks_the_host_again(scene):
+    scene.station.requires_approval = True
+    db.session.commit()
+    booking = services.book(scene.secretary, scene.slot.id, request(10))
+    services.approve(scene.host, booking.id)
+    assert fresh(Booking, booking.id).status is S.CONFIRMED
+    services.change_headcount(scene.secretary, booking.id, 15)
+    changed = fresh(Booking, booking.id)
+    assert (changed.status, changed.headcount) == (S.PENDING, 15)
+    assert events_of(booking.id)[-1] == (S.CONFIRMED, S.PENDING, "headcount_changed")
+    assert held(scene.slot) == 15  # the places stay held while the host decides
+    [to_host] = notifications("headcount_raised", scene.host)
+    assert "10" in to_host.params["old"].__str__() and to_host.params["headcount"] == 15
+    assert notifications("reapproval", scene.secretary)
+    services.approve(scene.host, booking.id)
+    assert fresh(Booking, booking.id).status is S.CONFIRMED
+
+
+def test_lowering_a_confirmed_headcount_at_an_approval_station_needs_no_new_approval(scene):
+    scene.station.requires_approval = True
+    db.session.commit()
+    booking = services.book(scene.secretary, scene.slot.id, request(10))
+    services.approve(scene.host, booking.id)
+    services.change_headcount(scene.secretary, booking.id, 6)
+    assert fresh(Booking, booking.id).status is S.CONFIRMED
+    assert not notifications("headcount_raised")
+
+
+def test_raising_a_headcount_where_no_approval_is_needed_stays_confirmed(scene):
+    booking = services.book(scene.secretary, scene.slot.id, request(10))
+    services.change_headcount(scene.secretary, booking.id, 15)
+    assert fresh(Booking, booking.id).status is S.CONFIRMED
+    assert not notifications("headcount_raised")
+
+
+# -- settling no-shows (issue 12: never by a GET) ------------------------------------------------
+
+def test_settle_ended_slots_records_no_shows_of_every_ended_slot_once(scene, frozen_now):
+    confirmed = services.book(scene.secretary, scene.slot.id, request(10))
+    later = f.create_slot(package=scene.package, station=scene.station, capacity=30,
+                          starts_at=START + timedelta(days=3))
+    future = services.book(scene.secretary, later.id, request(10))
+    assert services.settle_ended_slots() == (0, 0)
+    frozen_now.set(scene.slot.ends_at + timedelta(minutes=1))
+    assert fresh(Booking, confirmed.id).status_at(clock.now()) is S.NO_SHOW  # derived when read
+    assert fresh(Booking, confirmed.id).status is S.CONFIRMED
+    assert services.settle_ended_slots() == (1, 1)
+    assert fresh(Booking, confirmed.id).status is S.NO_SHOW
+    assert events_of(confirmed.id)[-1] == (S.CONFIRMED, S.NO_SHOW, "no_show")
+    assert fresh(Booking, future.id).status is S.CONFIRMED
+    assert services.settle_ended_slots() == (0, 0)
+
+
+def test_flask_bookings_settle_command(app, scene, frozen_now):
+    booking = services.book(scene.secretary, scene.slot.id, request(10))
+    frozen_now.set(scene.slot.ends_at + timedelta(minutes=1))
+    result = app.test_cli_runner().invoke(args=["bookings", "settle"])
+    assert result.exit_code == 0 and "1 bookings recorded as no-shows" in result.output
+    assert fresh(Booking, booking.id).status is S.NO_SHOW

@@ -157,6 +157,7 @@ def test_import_file_with_errors_names_every_row_and_column_and_imports_nothing(
         ["没上级", "党支部", "不存在的党委", "", "1", "", ""],  # row 7: unknown parent
         ["好的党委", "党委", "", "", "1", "", ""],  # row 8: duplicate of row 2
         ["支部下面", "党支部", "已有的党支部", "", "1", "", ""],  # row 9: a branch as parent
+        ["上标人数", "党支部", "", "", "²", "", ""],  # row 10: str.isdigit() says yes, int() says no (was a 500)
     ]
     response = upload(client, csv_bytes(rows))
     assert response.status_code == 422
@@ -165,11 +166,18 @@ def test_import_file_with_errors_names_every_row_and_column_and_imports_nothing(
     for expected in [
         "第 3 行「名称」", "第 4 行「类型」", "“党小组”", "第 5 行「党员人数」", "“二十”",
         "第 6 行「书记电话」", "第 7 行「上级组织」", "不存在的党委", "第 8 行「名称」", "第 2 行",
-        "第 9 行「上级组织」",
+        "第 9 行「上级组织」", "第 10 行「党员人数」",
     ]:
         assert expected in html, expected
     assert "第 2 行「" not in html
     assert org_count() == 1  # only the one made above
+
+
+def test_import_admin_member_counts_typed_with_full_width_digits_are_read_as_numbers(client, admin):
+    response = upload(client, csv_bytes([["全角党支部", "党支部", "", "", "１２人", "", ""]]))
+    assert response.status_code == 200
+    confirm(client, response.get_data(as_text=True))
+    assert db.session.scalar(select(Organisation.member_count).where(Organisation.name == "全角党支部")) == 12
 
 
 def test_import_refuses_parents_that_go_round_in_a_circle(client, admin):

@@ -12,6 +12,7 @@ import redis
 import vobject
 
 from blueprints.booking.models import BookingStatus
+from blueprints.catalog.models import Station
 from blueprints.core.extensions import db
 from blueprints.feeds import services
 from blueprints.feeds.models import FeedKind, FeedToken
@@ -81,6 +82,25 @@ def test_calendar_page_host_gets_station_and_public_feed_per_station(client, log
     db.session.expire_all()
     for station in stations:
         assert any(url.endswith(f"/feeds/{station.public_feed_token}.ics") for url in urls)
+
+
+def test_calendar_page_host_given_a_new_station_makes_its_address_by_post_not_by_viewing(client, login, htmx_headers):
+    host = f.create_host(stations=[f.create_station()])
+    login(host)  # the login made the addresses of the stations the host had then
+    new_station = f.create_station(name="暖新驿站")
+    host.stations = host.stations + [new_station]
+    db.session.commit()
+    html = client.get("/account/calendar").get_data(as_text=True)
+    assert len(feed_urls(html)) == 2 and html.count("生成订阅地址") == 2  # its booked and its public feed
+    db.session.expire_all()
+    assert db.session.get(Station, new_station.id).public_feed_token is None  # the GET wrote nothing
+    response = client.post("/account/calendar/reset", data={"feed": f"station-{new_station.id}"},
+                           headers=htmx_headers)
+    fragment = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in fragment and "订阅地址已生成" in fragment
+    assert len(feed_urls(fragment)) == 4 and "生成订阅地址" not in fragment  # every missing one is made
+    page = client.get("/account/calendar").get_data(as_text=True)
+    assert feed_urls(page) == feed_urls(fragment)
 
 
 def test_calendar_page_same_urls_on_every_visit(client, login, secretary_with_booking):
@@ -182,7 +202,7 @@ def test_feed_needs_no_login_and_has_calendar_headers(client, frozen_now, secret
     assert response.headers["Content-Type"] == "text/calendar; charset=utf-8"
     assert re.fullmatch(r'"[0-9a-f]{32}"', response.headers["ETag"])  # strong
     assert response.headers["Last-Modified"]
-    assert "must-revalidate" in response.headers["Cache-Control"]
+    assert response.headers["Cache-Control"] == "private, no-cache"  # kept by the calendar app, revalidated
     assert "Content-Encoding" not in response.headers and "Set-Cookie" not in response.headers
     body = response.get_data()
     cal = icalendar.Calendar.from_ical(body)

@@ -341,3 +341,113 @@ def test_absurd_page_numbers_are_not_found(scene, app):
     assert client.get(f"/packages/{package}?page=100000").status_code == 200
     assert client.get("/?page=461168604419719168").status_code == 404
     assert client.get(f"/packages/{package}?page=" + "9" * 5000).status_code == 404
+
+
+# -- query strings: Unicode digits and dates the app cannot represent (issue 12, item 6) -------
+
+# str.isdigit() and int() accept all of these; only ASCII digits are numbers in a URL.
+UNICODE_DIGITS = ["²", "٣", "１", "１２", "৩", "¹²", "٣٣٣"]
+# The first and last days Python's date can hold: a day added or a timezone shift overflows.
+EXTREME_DATES = ["0001-01-01", "9999-12-31", "9999-12-30", "0001-01-02"]
+QUERY_VALUES = UNICODE_DIGITS + EXTREME_DATES
+GET_TARGETS = [target for target in TARGETS if target.method == "GET"]
+
+
+@pytest.mark.parametrize("target", GET_TARGETS, ids=str)
+def test_query_parameters_with_unicode_digits_and_extreme_dates_are_never_a_500(scene, app, target):
+    """Each query parameter of each GET route, one at a time, with each value (e.g. ``/?date_to=
+    9999-12-31`` was an OverflowError, ``/host/stats?station=²`` a ValueError)."""
+    for name in target.fields:
+        for value in QUERY_VALUES:
+            response = check(scene, app, target, {**target.valid, name: value})
+            assert response.status_code in (200, 400, 404, 422), (target, name, value, response.status_code)
+
+
+@pytest.mark.parametrize("path", ["/", "/host/stats", "/host/stats/stations.xlsx"])
+@pytest.mark.parametrize("value", ["9999-12-31", "0001-01-01"])
+@pytest.mark.parametrize("name", ["date_from", "date_to"])
+def test_dates_the_app_cannot_represent_get_a_form_error_not_a_500(scene, app, path, name, value):
+    world = scene.get()
+    role = "anon" if path == "/" else "host_x"
+    response = client_as(app, world.user(role)).get(f"{path}?{name}={value}")
+    assert response.status_code in (400, 422), response.status_code
+    if path == "/":  # the menu says which dates it accepts
+        assert "2000-01-01" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("value", UNICODE_DIGITS)
+def test_host_stats_station_with_unicode_digits_is_not_a_station(scene, app, value):
+    world = scene.get()
+    client = client_as(app, world.user("host_x"))
+    assert client.get(f"/host/stats?station={value}").status_code == 404
+    assert client.get(f"/host/stats/stations.xlsx?station={value}").status_code == 404
+
+
+@pytest.mark.parametrize("value", UNICODE_DIGITS)
+def test_unicode_digits_are_not_numbers_anywhere(scene, app, value):
+    """One parser for every number in a URL: ``?page=１`` is not page 1, ``?station=１`` no station."""
+    from blueprints.core.params import parse_int
+
+    assert parse_int(value) is None
+    assert parse_int("12") == 12 and parse_int("0012") == 12
+    for text in ("+5", "-1", " 5", "5 ", "1_000", "", "9" * 11, "2147483648"):
+        assert parse_int(text) is None, text
+    world = scene.get()
+    anon = client_as(app, None)
+    page = anon.get(f"/?station={value}")
+    assert page.status_code == 422  # not a station of the list: the form says so
+
+
+# -- JSON bodies on every POST ------------------------------------------------------------------
+
+WRONG_JSON = [b"[]", b'"text"', b"null", b"42", b"{", b'{"a": {"b": [1, 2]}}', b"[1, [2, 3]]"]
+
+
+def _json_shaped_like(data: dict) -> list[bytes]:
+    """The route's own field names with values of every wrong JSON type."""
+    import json
+
+    names = list(data) or ["x"]
+    return [json.dumps({name: value for name in names}).encode()
+            for value in ([1, 2], {"x": 1}, None, 3.5, True, ["a", "b"])]
+
+
+def _post_routes():
+    return sorted((m, p) for m, p in ROUTES if m == "POST")
+
+
+@pytest.mark.parametrize(("method", "rule_text"), _post_routes(), ids=[f"{m} {p}" for m, p in _post_routes()])
+def test_json_bodies_of_the_wrong_shape_are_never_a_500(scene, app, method, rule_text):
+    """Forms read HTML form fields only: a JSON body is not a form (Flask-WTF would read it as one
+    and hand ints, lists and dicts to fields that expect strings)."""
+    from .test_authz_matrix import build_path
+
+    rule = routes_in_url_map(app).get((method, rule_text))
+    if rule is None:
+        return
+    entry = ROUTES[(method, rule_text)]
+    role = _allowed_role(entry)
+    filled = {k: fill(v, scene.get()) for k, v in entry.data.items()}
+    for body in WRONG_JSON + _json_shaped_like(filled):
+        world = scene.get()
+        before = snapshot()
+        client = client_as(app, world.user(role))
+        path = build_path(world, rule, entry.args)
+        response = client.post(path, data=body, content_type="application/json")
+        assert response.status_code < 500, f"{method} {path} as {role} with {body!r} answered {response.status_code}"
+        if snapshot() != before:
+            scene.changed()
+            assert classify(response) in SUCCESS, f"{method} {path} with {body!r} was refused but changed the database"
+
+
+DATE_TARGETS = [target for target in TARGETS if target.method == "POST"
+                and any(str(value).startswith("{day_in_") for value in target.valid.values())]
+
+
+@pytest.mark.parametrize("target", DATE_TARGETS, ids=str)
+def test_posted_dates_at_the_ends_of_the_calendar_are_a_form_error(scene, app, target):
+    for name in [k for k, v in target.valid.items() if str(v).startswith("{day_in_")]:
+        for value in EXTREME_DATES:
+            response = check(scene, app, target, {**target.valid, name: value})
+            assert response.status_code == 422, (target, name, value, response.status_code)
+            assert "2000-01-01" in response.get_data(as_text=True)

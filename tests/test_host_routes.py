@@ -181,18 +181,38 @@ def test_host_series_preview_then_save(client, login, scene):
     assert bad.status_code == 422 and "HH:MM" in bad.get_data(as_text=True)
 
 
-def test_roster_after_the_slot_ended_marks_no_shows(client, login, scene, frozen_now):
+def test_host_roster_after_the_slot_ended_shows_no_shows_without_writing_and_the_host_records_them(
+        client, login, scene, frozen_now):
     _station, host, _package, slot = scene
     came = f.create_booking(slot=slot, headcount=5, status=BookingStatus.ATTENDED, attended_headcount=4)
     missing = f.create_booking(slot=slot, headcount=5, contact_phone="13812345678")
     login(host)
     html = client.get(f"/host/slots/{slot.id}/roster").get_data(as_text=True)
-    assert "13812345678" in html and db.session.get(Booking, missing.id).status is BookingStatus.CONFIRMED
+    assert "13812345678" in html and "记录未到场" not in html
     frozen_now.set(slot.ends_at + timedelta(minutes=1))
     html = client.get(f"/host/slots/{slot.id}/roster").get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Booking, missing.id).status is BookingStatus.CONFIRMED  # a GET never writes
+    assert "未到场" in html and "记录未到场" in html  # shown as it stands, with the button to record it
+    fragment = client.get(f"/host/slots/{slot.id}/roster", headers={"HX-Request": "true"}).get_data(as_text=True)
+    assert "<html" not in fragment and "记录未到场" in fragment
+    response = client.post(f"/host/slots/{slot.id}/no-shows", data={})
+    assert response.status_code in (302, 303)
+    db.session.expire_all()
     assert db.session.get(Booking, missing.id).status is BookingStatus.NO_SHOW
     assert db.session.get(Booking, came.id).status is BookingStatus.ATTENDED
-    assert "未到场" in html
+    assert "记录未到场" not in client.get(f"/host/slots/{slot.id}/roster").get_data(as_text=True)
+
+
+def test_host_cannot_record_no_shows_before_the_slot_is_over(client, login, scene):
+    _station, host, _package, slot = scene
+    booking = f.create_booking(slot=slot, headcount=5)
+    login(host)
+    response = client.post(f"/host/slots/{slot.id}/no-shows", data={},
+                           follow_redirects=True)
+    assert "活动结束后才能记录未到场" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).status is BookingStatus.CONFIRMED
 
 
 def test_roster_csv_has_bom_and_xlsx_has_chinese_headers(client, login, scene):

@@ -254,3 +254,184 @@ def test_demo_accounts_stay_usable_in_demo_mode_admin(app, client, monkeypatch):
     response = client.post("/login", data={"username": "admin", "password": DEMO_PASSWORD})
     assert response.status_code == 302
     assert not response.headers["Location"].endswith("/account/password")
+
+
+# -- the credentials the limits count are the ones the login checks (issue 12, items 6 and 7) ---
+
+def _counting_password_checks(monkeypatch) -> list:
+    """Every password the app evaluates (a dummy hash for unknown users included), thread-safe."""
+    import threading
+
+    from blueprints.accounts.models import User
+
+    evaluated, lock, real = [], threading.Lock(), User.check_password
+
+    def counting(self, password):
+        with lock:
+            evaluated.append(self.username)
+        return real(self, password)
+
+    monkeypatch.setattr(User, "check_password", counting)
+    return evaluated
+
+
+def _parallel_logins(app, attempts: list[tuple[str, str]]) -> list[int]:
+    """Post every (username, password) to /login of a threaded server at the same moment."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.error import HTTPError
+    from urllib.parse import urlencode
+    from urllib.request import Request, urlopen
+
+    from .browser_support import LiveServer
+
+    db.session.commit()
+    server = LiveServer(app).start()
+    start = threading.Barrier(len(attempts))
+
+    def attempt(credentials):
+        username, password = credentials
+        body = urlencode({"username": username, "password": password}).encode()
+        start.wait()
+        try:
+            with urlopen(Request(server.url + "/login", data=body), timeout=60) as answer:
+                return answer.status
+        except HTTPError as refused:
+            return refused.code
+
+    try:
+        with ThreadPoolExecutor(len(attempts)) as pool:
+            return list(pool.map(attempt, attempts))
+    finally:
+        server.stop()
+
+
+STORAGES = ["memory", pytest.param("redis", marks=pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"), reason="TEST_REDIS_URL not set (Redis tests)"))]
+
+
+def _storage_settings(storage: str) -> dict:
+    return {"REDIS_URL": os.environ["TEST_REDIS_URL"] if storage == "redis" else None}
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_parallel_wrong_passwords_evaluate_at_most_the_account_limit_anonymous(make_app, monkeypatch, storage):
+    """Each attempt is counted (an atomic test-and-increment) before its password is checked, so
+    20 attempts at once against a limit of 10 get 10 checks and 10 refusals, not 14 checks."""
+    user = factories.create_secretary()
+    app = make_app(LOGIN_RATE_LIMIT="10 per minute", LOGIN_ADDRESS_RATE_LIMIT="100 per minute",
+                   **_storage_settings(storage))
+    evaluated = _counting_password_checks(monkeypatch)
+    statuses = _parallel_logins(app, [(user.username, WRONG)] * 20)
+    assert len(evaluated) <= 10, evaluated
+    assert sorted(statuses) == [422] * len(evaluated) + [429] * (20 - len(evaluated))
+    assert len(evaluated) == 10  # and nothing is lost either
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_parallel_wrong_passwords_evaluate_at_most_the_address_limit_anonymous(make_app, monkeypatch, storage):
+    app = make_app(LOGIN_RATE_LIMIT="100 per minute", LOGIN_ADDRESS_RATE_LIMIT="10 per minute",
+                   **_storage_settings(storage))
+    evaluated = _counting_password_checks(monkeypatch)
+    statuses = _parallel_logins(app, [(f"guess{n}", WRONG) for n in range(20)])
+    assert len(evaluated) == 10 and statuses.count(429) == 10
+
+
+@pytest.mark.parametrize("body", [
+    {"username": 5, "password": "x"}, {"username": [1, 2], "password": "x"}, {"username": {"a": 1}, "password": "x"},
+    {"username": None, "password": None}, {"username": True, "password": 3.5}, {"username": "x", "password": ["a"]},
+    [1, 2], "text", None, 42,
+])
+def test_json_login_body_of_any_shape_is_refused_not_a_500_anonymous(make_app, monkeypatch, body):
+    factories.create_secretary(username="json-target")
+    evaluated = _counting_password_checks(monkeypatch)
+    client = make_app().test_client()
+    response = client.post("/login", json=body, environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert response.status_code == 422
+    assert evaluated == []
+
+
+def test_json_login_is_not_a_login_and_cannot_dodge_the_account_limit_anonymous(make_app, monkeypatch):
+    """Flask-WTF would read a JSON body as the form, while the per-account limit read only form
+    fields: JSON guesses were checked and never counted. The login now reads form fields only,
+    the same fields its limits key on, so a JSON body checks no password at all."""
+    user = factories.create_secretary()
+    client = make_app(LOGIN_RATE_LIMIT="3 per minute", LOGIN_ADDRESS_RATE_LIMIT="100 per minute").test_client()
+    evaluated = _counting_password_checks(monkeypatch)
+    for n in range(3):
+        assert _attempt(client, user.username, WRONG, f"198.51.100.{n}").status_code == 422
+    assert len(evaluated) == 3
+    for n in range(5):
+        guess = client.post("/login", json={"username": user.username, "password": factories.PASSWORD},
+                            environ_base={"REMOTE_ADDR": f"203.0.113.{n}"})
+        assert guess.status_code in (422, 429)  # names no account of the form: only its own budget
+    assert len(evaluated) == 3
+    assert client.get("/account/password").status_code == 302  # nobody logged in
+    # The account's budget is spent whichever way the fourth form attempt comes.
+    assert _attempt(client, user.username, factories.PASSWORD, "203.0.113.99").status_code == 429
+
+
+@pytest.mark.skipif(not os.environ.get("TEST_REDIS_URL"), reason="TEST_REDIS_URL not set (Redis tests)")
+def test_redis_successful_logins_give_their_attempt_back_secretary(make_app):
+    user = factories.create_secretary()
+    client = make_app(REDIS_URL=os.environ["TEST_REDIS_URL"], LOGIN_RATE_LIMIT="2 per minute",
+                      LOGIN_ADDRESS_RATE_LIMIT="2 per minute").test_client()
+    for _ in range(5):
+        assert _attempt(client, user.username, factories.PASSWORD).status_code == 302
+        client.post("/logout")
+    assert _attempt(client, user.username, WRONG).status_code == 422
+    assert _attempt(client, user.username, WRONG).status_code == 422
+    assert _attempt(client, user.username, factories.PASSWORD).status_code == 429
+
+
+# -- the current password on /account/password (issue 12, item 8) ------------------------------
+
+def _change(client, current, new="a fresh passphrase for spring"):
+    return client.post("/account/password", data={"current_password": current, "new_password": new,
+                                                  "confirm_password": new},
+                       environ_base={"REMOTE_ADDR": "198.51.100.1"})
+
+
+def test_password_change_guesses_are_limited_per_account_secretary(make_app, monkeypatch):
+    user = factories.create_secretary()
+    client = make_app(LOGIN_RATE_LIMIT="3 per minute", LOGIN_ADDRESS_RATE_LIMIT="100 per minute").test_client()
+    assert _attempt(client, user.username, factories.PASSWORD).status_code == 302
+    evaluated = _counting_password_checks(monkeypatch)
+    for _ in range(3):
+        assert _change(client, WRONG).status_code == 422
+    refused = _change(client, factories.PASSWORD)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    html = refused.get_data(as_text=True)
+    assert "尝试次数过多" in html and "密码错误次数过多" in html
+    assert len(evaluated) == 3  # the fourth was refused before its password was checked
+    db.session.refresh(user)
+    assert user.check_password(factories.PASSWORD)
+    # Another account is not affected.
+    other = factories.create_secretary()
+    theirs = client.application.test_client()
+    assert _attempt(theirs, other.username, factories.PASSWORD).status_code == 302
+    assert _change(theirs, factories.PASSWORD).status_code == 302
+
+
+def test_password_change_and_login_share_the_account_budget_secretary(make_app):
+    """One secret, one budget: guesses through a stolen session count against the login too."""
+    user = factories.create_secretary()
+    app = make_app(LOGIN_RATE_LIMIT="3 per minute", LOGIN_ADDRESS_RATE_LIMIT="100 per minute")
+    stolen = app.test_client()
+    assert _attempt(stolen, user.username, factories.PASSWORD).status_code == 302  # gives its attempt back
+    for _ in range(2):
+        assert _change(stolen, WRONG).status_code == 422
+    owner = app.test_client()
+    assert _attempt(owner, user.username, WRONG, "203.0.113.1").status_code == 422
+    assert _attempt(owner, user.username, factories.PASSWORD, "203.0.113.1").status_code == 429
+
+
+def test_password_change_with_the_right_current_password_gives_the_attempt_back_secretary(make_app):
+    user = factories.create_secretary()
+    client = make_app(LOGIN_RATE_LIMIT="2 per minute", LOGIN_ADDRESS_RATE_LIMIT="100 per minute").test_client()
+    assert _attempt(client, user.username, factories.PASSWORD).status_code == 302
+    # Right current password, refused new one (too easy to guess): not a guess, not counted.
+    for _ in range(3):
+        assert _change(client, factories.PASSWORD, new="aaaaaaaaaa").status_code == 422
+    assert _change(client, WRONG).status_code == 422
+    assert _change(client, factories.PASSWORD).status_code == 302

@@ -5,6 +5,8 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from blueprints.core.forms import BaseForm
 
 
+# BaseForm reads posted form fields only, never a JSON body: the login limits count the username
+# of the posted form (core.security.login_username), so the login checks exactly what they count.
 class LoginForm(BaseForm):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=60)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
@@ -12,9 +14,9 @@ class LoginForm(BaseForm):
 
 class ChangePasswordForm(BaseForm):
     current_password = PasswordField(_l("Current password"), validators=[DataRequired()])
-    new_password = PasswordField(
-        _l("New password"), validators=[DataRequired(), Length(min=10, max=200)]
-    )
+    # Length and strength are the domain's rule (accounts.services.password_problem); the view
+    # puts its reason on this field.
+    new_password = PasswordField(_l("New password"), validators=[DataRequired()])
     confirm_password = PasswordField(
         _l("Repeat new password"),
         validators=[DataRequired(), EqualTo("new_password", message=_l("The passwords differ."))],

@@ -10,11 +10,11 @@ from sqlalchemy.orm import joinedload
 
 from blueprints.core.extensions import db, login_manager
 from blueprints.core.routes import safe_next
-from blueprints.core.security import new_session
+from blueprints.core.security import forgive_attempt, new_session
 
 from .forms import ChangePasswordForm, LoginForm
 from .models import Organisation, Role, User
-from .services import AccountError, authenticate, create_user
+from .services import AccountError, authenticate, create_user, password_problem
 
 bp = Blueprint("accounts", __name__, cli_group="users")
 
@@ -81,8 +81,10 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
+        # The attempt was counted before this check (core.security); a right password gives it back.
         user = authenticate(form.username.data, form.password.data)
         if user is not None:
+            forgive_attempt()
             new_session()  # rotate: nothing from the anonymous session carries over
             login_user(user)
             if user.must_change_password and not current_app.config.get("DEMO_MODE"):
@@ -117,11 +119,17 @@ def change_password():
     form = ChangePasswordForm()
     status = 200
     if form.validate_on_submit():
+        # Counted against the account's budget before this check, as a login is (core.security).
         if not current_user.check_password(form.current_password.data):
             form.current_password.errors.append(_("The current password is wrong."))
-            status = 422
-        elif form.new_password.data == form.current_password.data:
-            form.new_password.errors.append(_("Choose a password different from the current one."))
+            return render_template("accounts/password.html", form=form), 422
+        forgive_attempt()
+        if form.new_password.data == form.current_password.data:
+            problem = _("Choose a password different from the current one.")
+        else:
+            problem = password_problem(form.new_password.data, current_user)
+        if problem:
+            form.new_password.errors.append(problem)
             status = 422
         else:
             current_user.set_password(form.new_password.data)

@@ -2,16 +2,11 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import DateField, SelectField
+from wtforms import SelectField
 from wtforms.validators import Optional, ValidationError
 
-from blueprints.core.forms import BaseForm
-
-
-def optional_int(value):
-    if value in (None, ""):
-        return None
-    return int(value)
+from blueprints.core.forms import BaseForm, DateField
+from blueprints.core.params import optional_id
 
 
 class StatsFilterForm(BaseForm):
@@ -22,8 +17,8 @@ class StatsFilterForm(BaseForm):
 
     date_from = DateField(_l("From"), validators=[Optional()])
     date_to = DateField(_l("Until"), validators=[Optional()])
-    campaign = SelectField(_l("Campaign"), coerce=optional_int, validators=[Optional()])
-    station = SelectField(_l("Station"), coerce=optional_int, validators=[Optional()])
+    campaign = SelectField(_l("Campaign"), coerce=optional_id, validators=[Optional()])
+    station = SelectField(_l("Station"), coerce=optional_id, validators=[Optional()])
     subdistrict = SelectField(_l("Subdistrict or town"), validators=[Optional()])
 
     def __init__(self, *args, stations=(), subdistricts=(), campaigns=(), **kwargs):

@@ -8,13 +8,15 @@ from flask_login import current_user
 
 from blueprints.accounts.guards import admin_required, host_required
 from blueprints.catalog.models import Campaign, Station
+from blueprints.core import spreadsheets
 from blueprints.core.extensions import db
 from blueprints.core.htmx import render
+from blueprints.core.params import parse_int
 
 from . import charts, stats as stats_module
 from .blueprint import bp, host_stats_bp
 from .forms import StatsFilterForm
-from .xlsx import XLSX_MIMETYPE, ratio, workbook_bytes
+from .xlsx import ratio
 
 TABLES = ("categories", "stations", "weeks", "attendance", "coverage", "uncovered")
 
@@ -33,7 +35,7 @@ def _filters(station_ids):
     """The form and the filters it asks for; hosts asking for another station get 404."""
     if station_ids is not None:
         asked = request.args.get("station", "")
-        if asked and (not asked.isdigit() or int(asked) not in station_ids):
+        if asked and parse_int(asked) not in station_ids:
             abort(404)
     stations, subdistricts, campaigns = _options(station_ids)
     form = StatsFilterForm(request.args, stations=stations, subdistricts=subdistricts, campaigns=campaigns)
@@ -121,7 +123,13 @@ def _period_links(endpoint, args):
 def _export(station_ids, table: str):
     if table not in TABLES or (station_ids is not None and table in ("coverage", "uncovered")):
         abort(404)
-    _form, filters, _valid = _filters(station_ids)
+    form, filters, valid = _filters(station_ids)
+    if not valid:  # a spreadsheet of another period than the one asked for would mislead
+        from blueprints.core.errors import _error_page
+
+        problems = "; ".join(str(error) for errors in form.errors.values() for error in errors)
+        return _error_page(400, _("Invalid filter"),
+                           _("The spreadsheet was not made: %(problems)s", problems=problems))
     period = f"{filters.date_from:%Y%m%d}-{filters.date_to:%Y%m%d}"
     if table == "uncovered":
         orgs = stats_module.uncovered_all(filters)
@@ -133,11 +141,11 @@ def _export(station_ids, table: str):
     else:
         result = stats_module.compute(filters, with_coverage=table == "coverage")
         title, headers, rows = _table(result, table)
-    body = workbook_bytes(title, headers, rows)
+    body = spreadsheets.xlsx_bytes(title, headers, rows)
     from flask import Response
 
     filename = f"stats-{table}-{period}.xlsx"
-    return Response(body, mimetype=XLSX_MIMETYPE,
+    return Response(body, mimetype=spreadsheets.XLSX_MIMETYPE,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 

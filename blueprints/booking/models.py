@@ -97,6 +97,13 @@ class Booking(TimestampMixin, db.Model):
     def holds_places(self) -> bool:
         return self.status in HOLDING_STATUSES
 
+    def status_at(self, moment) -> "BookingStatus":
+        """The status as it stands at ``moment``: a confirmed group that nobody had checked in by
+        the end of its slot did not come, whether or not the no-shows have been settled yet."""
+        if self.status is BookingStatus.CONFIRMED and moment >= self.slot.ends_at:
+            return BookingStatus.NO_SHOW
+        return self.status
+
     def __repr__(self) -> str:
         return f"<Booking {self.id} slot={self.slot_id} org={self.organisation_id} {self.status.value}>"
 

@@ -32,7 +32,9 @@ KINDS = {
     "cancelled_by_station": "organisation",
     "slot_changed": "organisation",
     "slot_cancelled": "organisation",
+    "reapproval": "organisation",
     "new_pending": "hosts",
+    "headcount_raised": "hosts",
     "cancelled_by_branch": "hosts",
 }
 
@@ -49,7 +51,11 @@ def message_for(kind: str, params: dict) -> str:
         "cancelled_by_station": _("The station cancelled your booking of %(package)s on %(when)s. Reason: %(reason)s"),
         "slot_changed": _("The slot of %(package)s you booked has changed: now %(when)s at %(station)s."),
         "slot_cancelled": _("The slot of %(package)s on %(when)s was cancelled by the station. Reason: %(reason)s"),
+        "reapproval": _("You raised your booking of %(package)s on %(when)s from %(old)s to %(headcount)s people: "
+                        "it awaits the station's approval again, and your places stay held meanwhile."),
         "new_pending": _("%(organisation)s asks to book %(package)s on %(when)s (%(headcount)s people)."),
+        "headcount_raised": _("%(organisation)s raised its confirmed booking of %(package)s on %(when)s from "
+                              "%(old)s to %(headcount)s people: please approve or decline it again."),
         "cancelled_by_branch": _("%(organisation)s cancelled its booking of %(package)s on %(when)s."),
     }
     template = texts.get(kind, kind)

@@ -10,6 +10,7 @@ from blueprints.core import changes, clock, render_cache
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render, trigger, wants_fragment
 from blueprints.core.page_cache import cached_block, render_public
+from blueprints.core.params import page_arg
 
 from . import queries, services
 from .capacity import availability, availability_for
@@ -18,7 +19,16 @@ from .models import BookingStatus
 from .notifications import message_for
 
 UNREAD_BADGE = "core/_unread_badge.html"
-bp = Blueprint("booking", __name__)
+bp = Blueprint("booking", __name__, cli_group="bookings")
+
+
+@bp.cli.command("settle")
+def settle_command():
+    """Record no-shows of every slot that has ended (run it from cron or a systemd timer)."""
+    import click
+
+    slots, bookings = services.settle_ended_slots()
+    click.echo(f"settled {slots} slots: {bookings} bookings recorded as no-shows")
 
 BOOKING_CHANGED = "booking-changed"
 
@@ -41,7 +51,7 @@ def inject_unread_count():
 
 
 def _page_number(name: str = "page") -> int:
-    return max(request.args.get(name, 1, type=int) or 1, 1)
+    return page_arg(name)
 
 
 # -- package and slot pages -----------------------------------------------------------------
@@ -79,7 +89,9 @@ def _slot_context(slot, form=None, error=None):
     return {
         "slot": slot,
         "places": availability(slot.id),
-        "refusal": services.slot_refusal(slot),
+        "refusal": services.slot_refusal(slot) or (
+            services.organisation_refusal(current_user.organisation)
+            if current_user.is_authenticated and current_user.is_secretary else None),
         "own_booking": own,
         "form": form,
         "error": error,
@@ -125,7 +137,7 @@ def _booking_panel(slot_id: int):
     organisation = user.organisation
     parts = ("panel", slot_id, user.id, user.role.value, user.display_name, user.phone,
              organisation.name if organisation else None, organisation.secretary_name if organisation else None,
-             organisation.secretary_phone if organisation else None)
+             organisation.secretary_phone if organisation else None, organisation.active if organisation else None)
 
     def build(recording):
         found = _load_slot(slot_id)
@@ -254,14 +266,19 @@ def change_headcount(booking_id: int):
     form = HeadcountForm()
     if not form.validate_on_submit():
         return _detail(booking, headcount_form=form, status=422)
+    was = booking.status
     try:
-        services.change_headcount(current_user, booking.id, form.headcount.data)
+        changed = services.change_headcount(current_user, booking.id, form.headcount.data)
     except services.NotAllowed:
         abort(404)
     except services.BookingError as error:
         _attach(form, error)
         return _detail(_visible_booking(booking_id), headcount_form=form, status=422)
-    flash(_("The number of people has been changed."), "success")
+    if changed.status is not was and changed.status is BookingStatus.PENDING:
+        flash(_("The number of people has been changed. The station approves bookings, so it will "
+                "look at the larger group again; your places stay held meanwhile."), "success")
+    else:
+        flash(_("The number of people has been changed."), "success")
     return _after_change(booking_id)
 
 

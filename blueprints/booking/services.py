@@ -6,8 +6,6 @@ change with a BookingEvent, and commits. Refusals raise :class:`BookingError` an
 """
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,10 +14,10 @@ from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from blueprints.accounts.models import User
+from blueprints.accounts.models import Organisation, User
 from blueprints.admin.quotas import quota_refusal
-from blueprints.catalog.models import Package, Slot, SlotStatus, Station, package_stations
-from blueprints.core import clock
+from blueprints.catalog.models import Package, Slot, SlotEvent, SlotStatus, Station, package_stations
+from blueprints.core import clock, phones
 from blueprints.core.db import lock_rows, start_write_transaction
 from blueprints.core.extensions import db
 
@@ -27,10 +25,6 @@ from .capacity import availability
 from .models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingEvent, BookingStatus
 from .notifications import notify
 
-# [0-9], not \d: \d would also accept Arabic-Indic and other Unicode digits.
-MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
-COUNTRY_CODE = re.compile(r"^(\+|00)86-?")
-LANDLINE = re.compile(r"^0[0-9]{2,3}-?[0-9]{7,8}(-[0-9]{1,6})?$")
 CHANGEABLE = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
 
 
@@ -59,24 +53,13 @@ class BookingRequest:
 
 
 def normalise_phone(phone: str) -> str:
-    """The number as stored: mobiles as 11 digits, landlines as written (021-64001234).
-
-    NFKC turns the full-width digits and dashes of Chinese input methods into ASCII ones; the
-    country code of numbers copied from a phone's contacts (+86, 0086) is dropped.
-    """
-    phone = re.sub(r"[\s()]", "", unicodedata.normalize("NFKC", phone or ""))
-    national = COUNTRY_CODE.sub("", phone)
-    if national != phone and not national.startswith(("0", "1")):
-        national = "0" + national  # +86 21 6400 1234 is 021-64001234 at home
-    if MOBILE.match(national.replace("-", "")):
-        return national.replace("-", "")  # 139-1234-5678
-    return national
+    """The number as stored (``core.phones``), or as typed when it is not a valid one."""
+    return phones.normalise(phone) or (phone or "").strip()
 
 
 def is_valid_phone(phone: str) -> bool:
     """A mainland mobile number (11 digits) or a landline with area code (021-64001234)."""
-    phone = normalise_phone(phone)
-    return bool(MOBILE.match(phone) or LANDLINE.match(phone))
+    return phones.is_valid(phone)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -128,6 +111,15 @@ def slot_refusal(slot: Slot) -> str | None:
     return None
 
 
+def organisation_refusal(organisation: Organisation | None) -> str | None:
+    """Why ``organisation`` may not book, join a waitlist or take more places, or None."""
+    if organisation is not None and not organisation.active:
+        return _("%(organisation)s has been deactivated by the district administrators: it cannot book, "
+                 "join a waitlist or add people. Its bookings stay as they are. Please contact the "
+                 "district organisation department.", organisation=organisation.name)
+    return None
+
+
 def _offered_at(slot: Slot) -> bool:
     """The slot's package is still on its station's menu."""
     return bool(db.session.scalar(
@@ -152,6 +144,21 @@ def active_booking_of(organisation_id: int, slot_id: int) -> Booking | None:
 
 def _locked_slot(slot_id: int) -> Slot:
     start_write_transaction()
+    return _lock_slot(slot_id)
+
+
+def _locked_organisation_and_slot(organisation_id: int, slot_id: int) -> tuple[Organisation, Slot]:
+    """Lock the organisation, then the slot: every new booking of one organisation waits for the
+    previous one, so its quotas are counted by one transaction at a time, whichever slots they
+    are for. Always in this order, and nothing locks a slot and then an organisation; FOR NO KEY
+    UPDATE lets the rows that refer to the organisation (bookings, events) be written meanwhile."""
+    start_write_transaction()
+    organisation = lock_rows(sa.select(Organisation).where(Organisation.id == organisation_id),
+                             key_share=True).scalar_one()
+    return organisation, _lock_slot(slot_id)
+
+
+def _lock_slot(slot_id: int) -> Slot:
     # Station and package come with the lock: every statement saved here is saved while other
     # bookings of the slot wait (bench/RESULTS.md).
     slot = lock_rows(
@@ -230,9 +237,9 @@ def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bo
     if request.headcount is None or request.headcount < 1:
         raise BookingError(_("Please give the number of people (at least 1)."), "headcount")
 
-    slot = _locked_slot(slot_id)
-    organisation_id = user.organisation_id
-    refusal = slot_refusal(slot)
+    organisation, slot = _locked_organisation_and_slot(user.organisation_id, slot_id)
+    organisation_id = organisation.id
+    refusal = organisation_refusal(organisation) or slot_refusal(slot)
     if refusal:
         _refuse(refusal)
     existing = active_booking_of(organisation_id, slot.id)
@@ -285,6 +292,8 @@ def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bo
 
 
 def change_headcount(user: User, booking_id: int, headcount: int) -> Booking:
+    """Change the group's size. More people at a station that approves bookings: a confirmed
+    booking goes back to pending (its places stay held) until the host approves the new size."""
     booking, slot = _locked_booking(user, booking_id)
     if not user.is_secretary:
         _refuse(_("Only the branch can change its headcount."))
@@ -299,16 +308,26 @@ def change_headcount(user: User, booking_id: int, headcount: int) -> Booking:
     if headcount == booking.headcount:
         db.session.rollback()
         return booking
-    if booking.holds_places and headcount > booking.headcount:
+    raising = headcount > booking.headcount
+    if raising:
+        refusal = organisation_refusal(booking.organisation)
+        if refusal:
+            _refuse(refusal, "headcount")
+    if booking.holds_places and raising:
         extra = headcount - booking.headcount
         places = availability(slot.id)
         left = places.capacity - places.held
         if extra > left:
             _refuse(_("Only %(remaining)s more places are left.", remaining=max(left, 0)), "headcount")
     old = booking.headcount
+    reapproval = raising and booking.status is BookingStatus.CONFIRMED and slot.station.requires_approval
     booking.headcount = headcount
-    record(booking, booking.status, user, "headcount_changed", detail=f"{old} → {headcount}")
+    record(booking, BookingStatus.PENDING if reapproval else booking.status, user, "headcount_changed",
+           detail=f"{old} → {headcount}")
     db.session.flush()
+    if reapproval:
+        notify("reapproval", booking, old=old)
+        notify("headcount_raised", booking, old=old)
     promote_waitlist(slot)
     db.session.commit()
     return booking
@@ -383,7 +402,8 @@ def check_in(user: User, booking_id: int, attended_headcount: int) -> Booking:
 
 
 def mark_no_shows(slot_id: int, actor: User | None = None) -> int:
-    """After a slot has ended, its confirmed bookings that nobody checked in become no-shows."""
+    """After a slot has ended, its confirmed bookings that nobody checked in become no-shows
+    (a host's explicit action, or ``flask bookings settle``; never a page view)."""
     slot = _locked_slot(slot_id)
     if clock.now() < slot.ends_at:
         db.session.rollback()
@@ -393,8 +413,32 @@ def mark_no_shows(slot_id: int, actor: User | None = None) -> int:
     ).all()
     for booking in missing:
         record(booking, BookingStatus.NO_SHOW, actor, "no_show")
+    if missing:
+        db.session.add(SlotEvent(slot_id=slot.id, actor_id=actor.id if actor else None, action="no_shows_marked",
+                                 detail=str(len(missing)), at=clock.now()))
     db.session.commit()
     return len(missing)
+
+
+SETTLE_BATCH = 200
+
+
+def settle_ended_slots() -> tuple[int, int]:
+    """Settle every slot that has ended with confirmed bookings nobody checked in; returns
+    (slots, bookings). One transaction per slot, so a long run never holds many locks."""
+    slots = bookings = 0
+    while True:
+        ended = list(db.session.scalars(
+            sa.select(Slot.id).where(Slot.ends_at <= clock.now(), Slot.id.in_(
+                sa.select(Booking.slot_id).where(Booking.status == BookingStatus.CONFIRMED)))
+            .order_by(Slot.id).limit(SETTLE_BATCH)))
+        db.session.rollback()
+        for slot_id in ended:
+            settled = mark_no_shows(slot_id)
+            slots += bool(settled)
+            bookings += settled
+        if len(ended) < SETTLE_BATCH:
+            return slots, bookings
 
 
 def _require_station_staff(user: User, slot: Slot) -> None:
@@ -414,10 +458,13 @@ def promote_waitlist(slot: Slot) -> list[Booking]:
     waiting = db.session.scalars(
         sa.select(Booking)
         .where(Booking.slot_id == slot.id, Booking.status == BookingStatus.WAITLISTED)
+        .options(joinedload(Booking.organisation))
         .order_by(Booking.created_at, Booking.id)
     ).all()
     promoted = []
     for booking in waiting:
+        if organisation_refusal(booking.organisation):
+            continue  # a deactivated organisation keeps its place in the queue but gains none
         places = availability(slot.id)
         if places.groups_full:
             break
@@ -439,7 +486,7 @@ def bookings_of(booking_ids: list[int]) -> list[Booking]:
 
 __all__ = [
     "BookingError", "NotAllowed", "BookingRequest", "book", "change_headcount", "cancel", "approve",
-    "decline", "check_in", "mark_no_shows", "promote_waitlist", "record", "visible_booking", "may_see",
-    "slot_refusal", "is_valid_phone", "HOLDING_STATUSES",
+    "decline", "check_in", "mark_no_shows", "settle_ended_slots", "promote_waitlist", "record", "visible_booking", "may_see",
+    "slot_refusal", "organisation_refusal", "is_valid_phone", "HOLDING_STATUSES",
 ]
 

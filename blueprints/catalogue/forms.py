@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import (BooleanField, DateField, SelectField, SelectMultipleField, StringField,
+from wtforms import (BooleanField, SelectField, SelectMultipleField, StringField,
                      TextAreaField)
 from wtforms.fields.choices import SelectChoice as C
 from wtforms.validators import Optional, ValidationError
@@ -11,8 +11,8 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from blueprints.admin.models import QuotaPeriod
 from blueprints.booking.models import BookingStatus
 from blueprints.catalog.models import Category
-from blueprints.core.forms import BaseForm, WholeNumberField
-from blueprints.core.input_guard import MAX_ID
+from blueprints.core.forms import BaseForm, DateField, WholeNumberField
+from blueprints.core.params import optional_id
 
 from .audit import BOOKING_ACTIONS, SLOT_ACTIONS
 
@@ -26,16 +26,12 @@ STATUS_CHOICES = [C("", _l("Active and inactive")), C("active", _l("Active only"
 
 def db_id(value):
     """An id a database column can hold; anything else is an invalid choice (no query with it)."""
-    number = int(value)
-    if not 0 < number <= MAX_ID:
-        raise ValueError(value)
-    return number
-
-
-def optional_int(value):
     if value in (None, ""):
-        return None
-    return db_id(value)
+        raise ValueError(value)
+    return optional_id(value)
+
+
+optional_int = optional_id  # "" is no choice
 
 
 class MultiCheckboxField(SelectMultipleField):

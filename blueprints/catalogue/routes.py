@@ -16,6 +16,7 @@ from blueprints.catalog.models import Campaign, Package, Station
 from blueprints.core.extensions import db
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render, wants_fragment
+from blueprints.core.params import page_arg
 
 from . import audit as audit_module
 from . import services
@@ -29,7 +30,7 @@ AUDIT_PAGE_SIZE = 50
 
 
 def _page() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
+    return page_arg()
 
 
 def _per_page() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ConfigError(RuntimeError):
@@ -25,6 +26,38 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
+
+
+def normalise_public_url(url: str | None) -> str | None:
+    """``PUBLIC_URL`` as ``scheme://host[:port]`` (lower case, no trailing slash), or None when
+    unset. Only an origin: a path, query, fragment or user name would be dropped or doubled in
+    the URLs built from it, so they are refused when the app starts."""
+    if not url:
+        return None
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    try:
+        port = parts.port
+    except ValueError:
+        port, host = None, ""
+    if (scheme not in {"http", "https"} or not host or parts.path not in {"", "/"} or parts.query
+            or parts.fragment or parts.username or parts.password or url.strip().endswith(("?", "#"))):
+        raise ConfigError(f"PUBLIC_URL must be an origin such as https://partyday.example.gov.cn, not {url!r}")
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    if (scheme, port) in {("http", 80), ("https", 443)}:
+        port = None
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
+def public_host(public_url: str | None) -> str | None:
+    """The host name of ``PUBLIC_URL`` (what Flask's TRUSTED_HOSTS compares; ports are ignored)."""
+    return urlsplit(public_url).hostname if public_url else None
+
+
+def _host_list(value: str | None) -> list[str] | None:
+    hosts = [host.strip() for host in (value or "").split(",") if host.strip()]
+    return hosts or None
 
 
 def from_environment(instance_path: Path) -> dict:
@@ -58,6 +91,10 @@ def from_environment(instance_path: Path) -> dict:
         "RENDER_CACHE": os.environ.get("RENDER_CACHE", "1") != "0",
         "CACHE_VERSIONS_FILE": os.environ.get("CACHE_VERSIONS_FILE") or None,
         "SESSION_PROTECTION": os.environ.get("SESSION_PROTECTION", "strong"),
+        # The scheme and host of every absolute URL the app writes (core/urls.py); its host and
+        # these are the only Host headers answered (others get 400).
+        "PUBLIC_URL": normalise_public_url(os.environ.get("PUBLIC_URL")),
+        "TRUSTED_HOSTS": _host_list(os.environ.get("TRUSTED_HOSTS")),
     }
 
 

@@ -88,12 +88,16 @@ def start_write_transaction() -> None:
         db.session.execute(db.text(f"SET LOCAL lock_timeout = '{POSTGRES_LOCK_TIMEOUT}'"))
 
 
-def lock_rows(statement, of=None):
+def lock_rows(statement, of=None, key_share: bool = False):
     """Run a SELECT with FOR UPDATE [OF ``of``] (a no-op on SQLite, where the transaction already
-    holds the write lock); timeouts become :class:`Busy`."""
+    holds the write lock); timeouts become :class:`Busy`.
+
+    ``key_share`` takes FOR NO KEY UPDATE instead: it serialises with other lockers of the row but
+    not with inserts of rows that refer to it (their foreign key check takes FOR KEY SHARE), so a
+    row many others point at can serve as a lock without deadlocking those inserts."""
     try:
         return db.session.execute(
-            statement.with_for_update(of=of).execution_options(populate_existing=True)
+            statement.with_for_update(of=of, key_share=key_share).execution_options(populate_existing=True)
         )
     except OperationalError as exc:
         db.session.rollback()

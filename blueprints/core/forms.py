@@ -1,13 +1,42 @@
 """Base form classes."""
+from datetime import date
+
+from flask import request
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.form import _Auto, _is_submitted
 from markupsafe import Markup, escape
+from werkzeug.datastructures import CombinedMultiDict
+from wtforms import DateField as WTFormsDateField
 from wtforms import IntegerField
 from wtforms.validators import StopValidation
 from wtforms.widgets import Select
 
+from .input_guard import guard_text_fields
+
+# The days a date field accepts: far beyond any booking or statistic, and far enough from the
+# ends of Python's calendar (year 1 and 9999) that adding a day or a timezone cannot overflow.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2099, 12, 31)
+
 
 class BaseForm(FlaskForm):
-    """All forms derive from this; keeps room for project-wide behaviour."""
+    """All forms derive from this."""
+
+    class Meta:
+        def wrap_formdata(self, form, formdata):
+            """Form fields only. Flask-WTF reads a JSON body as the form data too, and hands its
+            numbers, lists and objects to fields that expect strings (a 500); here a JSON body
+            is a form with no fields, which every form already answers."""
+            if formdata is _Auto:
+                if not _is_submitted():
+                    return None
+                return CombinedMultiDict((request.files, request.form)) if request.files else request.form
+            return formdata
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        guard_text_fields(self)  # every text field refuses control characters (input_guard.py)
 
 
 class EmptyForm(BaseForm):
@@ -46,3 +75,16 @@ class WholeNumberField(IntegerField):
         # Empty input is left to Optional / InputRequired, which replace the parse error.
         if self.process_errors and self.raw_data and self.raw_data[0].strip():
             raise StopValidation()
+
+
+class DateField(WTFormsDateField):
+    """WTForms' date field limited to ``FIRST_DAY`` … ``LAST_DAY``: "9999-12-31" is a valid ISO
+    date, but one day later overflows (a 500 where a period ends "the day after"), and so does
+    year 1 moved to UTC. Outside the range it is a form error saying which dates are accepted."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data is not None and not FIRST_DAY <= self.data <= LAST_DAY:
+            self.data = None
+            raise ValueError(_l("Enter a date between %(first)s and %(last)s.",
+                                first=FIRST_DAY.isoformat(), last=LAST_DAY.isoformat()))

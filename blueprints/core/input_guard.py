@@ -10,12 +10,25 @@ form and route, the request is checked once here, before any view runs:
 * ``<int:…>`` URL parameters beyond PostgreSQL's ``integer`` do not match the rule (404, as for
   any id that does not exist);
 * a page number beyond ``MAX_PAGE`` answers 404 (such a page has no rows anyway).
+
+Text fields refuse control characters: ``refuse_control_characters`` is put first on every text
+field of every form by ``BaseForm`` (``guard_text_fields``), so no form needs code of its own. A
+vertical tab (Word's line break, pasted) once went into a contact name and made the roster XLSX
+answer 500; bidirectional overrides make a name read differently from what it is. Refused: C0
+controls and DEL, C1 controls (U+0080–U+009F), U+2028/U+2029, the bidi overrides and isolates
+(U+202A–U+202E, U+2066–U+2069); in single-line fields also tab, LF and CR — a textarea keeps them.
+The field gets a Chinese message naming the character and where it is; nothing is saved.
 """
 from __future__ import annotations
+
+import re
 
 from flask import Flask, request
 from flask_babel import gettext as _
 from werkzeug.routing import IntegerConverter
+from wtforms import StringField
+from wtforms.validators import StopValidation
+from wtforms.widgets import TextArea
 
 MAX_ID = 2 ** 31 - 1  # PostgreSQL integer, and every primary key column here is one
 MAX_PAGE = 100_000
@@ -34,6 +47,45 @@ class BoundedIntegerConverter(IntegerConverter):
 
             raise ValidationError()
         return super().to_python(value)
+
+
+_NEVER = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_FORBIDDEN_MULTILINE = re.compile(f"[{_NEVER}]")
+_FORBIDDEN_SINGLE_LINE = re.compile(f"[{_NEVER}\t\n\r]")
+LINE_BREAKS = "\t\n\r"
+
+
+def forbidden_character(text: str, *, multiline: bool) -> tuple[int, str] | None:
+    """(index, character) of the first character a text field must refuse, or None."""
+    found = (_FORBIDDEN_MULTILINE if multiline else _FORBIDDEN_SINGLE_LINE).search(text)
+    return (found.start(), found.group()) if found else None
+
+
+def refuse_control_characters(form, field) -> None:
+    """WTForms validator: stops the field's validation with a message when its input holds a
+    control character (see the module's docstring)."""
+    multiline = isinstance(field.widget, TextArea)
+    for value in field.raw_data or ():
+        found = forbidden_character(value, multiline=multiline) if isinstance(value, str) else None
+        if found is None:
+            continue
+        index, char = found
+        label = field.label.text if field.label else field.name
+        if char in LINE_BREAKS:
+            raise StopValidation(_("“%(field)s” must be a single line: please remove the line break or tab "
+                                   "(character %(position)s).", field=label, position=index + 1))
+        raise StopValidation(_(
+            "“%(field)s” contains an invisible control character (%(code)s) at character %(position)s, "
+            "which cannot be saved. Please delete it and try again; text copied from other programs "
+            "often carries such characters.", field=label, code=f"U+{ord(char):04X}", position=index + 1))
+
+
+def guard_text_fields(form) -> None:
+    """Put ``refuse_control_characters`` first on every text field of ``form`` (its own copy of
+    the validator list: the class's list is shared by every instance)."""
+    for field in form:
+        if isinstance(field, StringField) and refuse_control_characters not in field.validators:
+            field.validators = [refuse_control_characters, *field.validators]
 
 
 def _has_nul() -> bool:

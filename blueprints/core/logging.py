@@ -5,6 +5,12 @@ The request id comes from the reverse proxy's ``X-Request-ID`` header when it se
 echoed in the response's ``X-Request-ID`` header, so that a user's error report, the proxy's
 log, gunicorn's access log and the application's log lines can all be matched.
 
+Secret URLs never reach a log line: :func:`redact` turns ``/feeds/<token>.ics`` into
+``/feeds/<redacted>.ics`` and ``/host/check-in/<token>`` into ``/host/check-in/<redacted>`` (also
+percent-encoded, as in a login's ``?next=``) in every JSON line — gunicorn's access log and error
+log, the app's records, tracebacks — and in the text format's records (the app's handler and the
+development server's access log). The README's nginx ``log_format`` does the same.
+
 ``LOG_FORMAT=json`` (the default outside debug mode and tests) or ``text``; ``LOG_LEVEL``
 (default ``INFO``). Under gunicorn, ``gunicorn.conf.py`` configures the same formatter for its
 own and the access log, and this module then leaves the handlers alone.
@@ -26,6 +32,42 @@ from flask.logging import default_handler
 REQUEST_ID_HEADER = "X-Request-ID"
 # What we accept from the proxy: short, printable, no spaces or quotes (it ends up in logs).
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+
+# The secret part of each secret URL (security.TOKEN_PATH_PREFIXES; tests check they agree): a
+# path separator may be written "/" or "%2F" (a URL inside a query string). Feed tokens are
+# urlsafe base64 before ".ics"; check-in tokens are itsdangerous' base64 with a "." inside.
+_SLASH = r"(?:/|%2[Ff])"
+_TOKEN = r"[A-Za-z0-9_.-]"
+_SECRETS = re.compile(
+    rf"(?P<feed>{_SLASH}feeds{_SLASH}){_TOKEN}+?(?=\.ics|[^A-Za-z0-9_.-]|$)"
+    rf"|(?P<checkin>{_SLASH}host{_SLASH}check-in{_SLASH}){_TOKEN}+"
+)
+REDACTED = "<redacted>"
+
+
+def redact(text: str) -> str:
+    """``text`` with the token of every secret URL in it replaced by ``<redacted>``."""
+    if "feeds" not in text and "check-in" not in text:  # the common case, without a regex
+        return text
+    return _SECRETS.sub(lambda match: (match.group("feed") or match.group("checkin")) + REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a record's message before any handler formats it (text logs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+def install_redaction(target: logging.Handler | logging.Logger) -> None:
+    """Add the redacting filter to a handler or logger once."""
+    if not any(isinstance(f, RedactingFilter) for f in target.filters):
+        target.addFilter(RedactingFilter())
+
 
 # gunicorn access-log atoms -> JSON field names (see gunicorn.glogging.Logger.atoms).
 _ACCESS_FIELDS = {
@@ -87,7 +129,9 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        # The whole line: message, path, query, referer, traceback (JSON escapes none of a
+        # token's characters, nor "/").
+        return redact(json.dumps(entry, ensure_ascii=False, default=str))
 
 
 _installed_handler: logging.Handler | None = None
@@ -113,6 +157,9 @@ def configure_logging(app: Flask) -> None:
         return response
 
     if _log_format(app) != "json":
+        # Flask's own handler, and the development server's access log (`flask run`).
+        install_redaction(default_handler)
+        install_redaction(logging.getLogger("werkzeug"))
         return
     global _installed_handler
     root = logging.getLogger()

@@ -68,5 +68,9 @@ def set_language():
 
 @bp.get("/robots.txt")
 def robots():
-    body = "User-agent: *\nDisallow: /check-in/\nDisallow: /account/\n"
+    # Check-ins (the path as served) and personal pages. Not /feeds/: Google Calendar's fetcher
+    # obeys robots.txt and would refuse to subscribe; a feed answers X-Robots-Tag: noindex
+    # instead, as every secret URL does (security.py), which a crawler only sees if allowed in.
+    paths = ["/host/check-in/", "/account/"]
+    body = "User-agent: *\n" + "".join(f"Disallow: {path}\n" for path in paths)
     return current_app.response_class(body, mimetype="text/plain")

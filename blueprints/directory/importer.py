@@ -3,7 +3,8 @@
 Three steps, so that nothing is written until an administrator has seen the preview:
 
 1. ``read_table(filename, data)`` turns the uploaded bytes into a header and rows of text
-   (UTF-8 with or without BOM, GB18030, UTF-16 CSV; XLSX via openpyxl).
+   (UTF-8 with or without BOM, GB18030, UTF-16 CSV; XLSX via openpyxl once ``xlsx_guard`` has
+   checked it), at most MAX_ROWS rows and MAX_COLUMNS columns of MAX_CELL_CHARS characters.
 2. ``parse_rows(header, rows)`` checks every cell on its own and gives ``ImportRow``s plus the
    errors, each naming the spreadsheet row and column.
 3. ``plan_import(rows)`` compares them with the database (existing names, parents in the file
@@ -19,19 +20,25 @@ import codecs
 import csv
 import io
 import re
-import zipfile
 from dataclasses import asdict, dataclass, field
 
+from defusedxml import DefusedXmlException
 from flask import current_app
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from openpyxl.utils import get_column_letter
 from sqlalchemy import select
 from sqlalchemy.orm import aliased, joinedload
 
 from blueprints.accounts.models import Organisation, OrganisationKind
+from blueprints.core import params, spreadsheets
 from blueprints.core.extensions import db
 
+from . import xlsx_guard
+
 MAX_ROWS = 10_000
+MAX_COLUMNS = 50  # the seven known columns and room for the district's own (unknown ones are ignored)
+MAX_CELL_CHARS = 1_000  # the longest value kept is a 120-character name
 SIGNED_ROWS_MAX_AGE = 2 * 3600  # seconds between upload and confirmation
 
 
@@ -78,7 +85,6 @@ _KIND_ALIASES = {
     "regionalunit": OrganisationKind.REGIONAL_UNIT,
 }
 PHONE = re.compile(r"^\+?[0-9][0-9\- ]{5,18}[0-9]$")
-_FORMULA_START = ("=", "+", "-", "@")
 
 
 class ImportFileError(ValueError):
@@ -163,20 +169,64 @@ def _read_xlsx(data: bytes):
     from openpyxl import load_workbook
 
     try:
+        # Before openpyxl sees the file: sizes, compression, dimension, row widths, text lengths, no DTD.
+        xlsx_guard.check(data, max_rows=MAX_ROWS + 1, max_columns=MAX_COLUMNS)
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError) as exc:
-        current_app.logger.info("unreadable xlsx upload: %s", exc)
-        raise ImportFileError(_("The file is not a readable XLSX workbook.")) from exc
-    try:
-        sheet = workbook.worksheets[0]
-        rows = []
-        for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            if number > MAX_ROWS + 1:
-                raise ImportFileError(_too_many_rows())
-            rows.append((number, [_cell_text(v) for v in values]))
-    finally:
-        workbook.close()
+        try:
+            rows = _xlsx_rows(workbook.worksheets[0])
+        finally:
+            workbook.close()
+    except xlsx_guard.TooManyRows as exc:
+        raise ImportFileError(_too_many_rows()) from exc
+    except xlsx_guard.TooManyColumns as exc:
+        raise ImportFileError(_too_many_columns()) from exc
+    except xlsx_guard.WorkbookRefused as exc:
+        current_app.logger.info("xlsx upload refused: %s", exc.reason)
+        raise ImportFileError(exc.message) from exc
+    except (ImportFileError, MemoryError):
+        raise
+    except Exception as exc:  # openpyxl raises all kinds (KeyError, TypeError, IndexError...) on a broken file
+        current_app.logger.info("unreadable xlsx upload: %r", exc, exc_info=True)
+        if _caused_by(exc, DefusedXmlException):  # a part only openpyxl reads (it wraps ValueErrors)
+            raise ImportFileError(xlsx_guard.declarations_message()) from exc
+        if _caused_by(exc, SyntaxError):  # xml.etree.ElementTree.ParseError
+            raise ImportFileError(xlsx_guard.damaged_message()) from exc
+        raise ImportFileError(xlsx_guard.unreadable_message()) from exc
     return _split_header(rows)
+
+
+def _caused_by(exc: BaseException | None, kind: type) -> bool:
+    for _depth in range(10):
+        if exc is None:
+            return False
+        if isinstance(exc, kind):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _xlsx_rows(sheet) -> list[tuple[int, list[str]]]:
+    rows = []
+    # Explicit bounds: openpyxl would otherwise pad every row to the declared dimension.
+    for number, values in enumerate(sheet.iter_rows(max_row=MAX_ROWS + 1, max_col=MAX_COLUMNS, values_only=True),
+                                    start=1):
+        if number > MAX_ROWS + 1:
+            raise ImportFileError(_too_many_rows())
+        cells = [_cell_text(v) for v in values]
+        while cells and not cells[-1]:
+            cells.pop()
+        _check_cells(number, cells)
+        rows.append((number, cells))
+    return rows
+
+
+def _check_cells(number: int, cells: list[str]) -> None:
+    if len(cells) > MAX_COLUMNS:
+        raise ImportFileError(_too_many_columns())
+    for position, text in enumerate(cells):
+        if len(text) > MAX_CELL_CHARS:
+            raise ImportFileError(str(RowError(number, get_column_letter(position + 1), _(
+                "the cell has more than %(max)s characters.", max=MAX_CELL_CHARS))))
 
 
 def _cell_text(value) -> str:
@@ -214,6 +264,10 @@ def _read_csv(data: bytes):
         for number, values in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), start=1):
             if number > MAX_ROWS + 1:
                 raise ImportFileError(_too_many_rows())
+            used = len(values)
+            while used and not values[used - 1]:
+                used -= 1
+            _check_cells(number, values[:used])
             rows.append((number, values))
     except csv.Error as exc:
         raise ImportFileError(_("The CSV file cannot be read: %(problem)s", problem=str(exc))) from exc
@@ -222,6 +276,11 @@ def _read_csv(data: bytes):
 
 def _too_many_rows() -> str:
     return _("The file has more than %(max)s rows. Please split it into several files.", max=MAX_ROWS)
+
+
+def _too_many_columns() -> str:
+    return _("The file has more than %(max)s columns. Please delete the columns that are not needed and upload it again.",
+             max=MAX_COLUMNS)
 
 
 def _split_header(rows):
@@ -260,12 +319,14 @@ def match_columns(header: list[str]) -> tuple[dict[str, int], list[RowError]]:
     return index, errors
 
 
+# What a Chinese input method types for 0-9 (NFKC would also turn "²" into a 2).
+FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
 def _clean(text: str) -> str:
     text = text.replace("\u3000", " ").strip()
     # The export protects text that Excel would take for a formula with a leading apostrophe.
-    if text.startswith("'") and text[1:2] in _FORMULA_START:
-        text = text[1:]
-    return text
+    return spreadsheets.unquote(text)
 
 
 def parse_rows(header: list[str], rows: list[tuple[int, list[str]]]) -> tuple[list[ImportRow], list[RowError]]:
@@ -326,8 +387,8 @@ def parse_rows(header: list[str], rows: list[tuple[int, list[str]]]) -> tuple[li
                 digits = digits[:-1].strip()
             if not digits:
                 item.member_count = 0
-            elif digits.isdigit() and int(digits) <= 1_000_000:
-                item.member_count = int(digits)
+            elif (count := params.parse_int(digits.translate(FULL_WIDTH_DIGITS), maximum=1_000_000)) is not None:
+                item.member_count = count
             else:
                 problem("member_count", _("“%(value)s” is not a whole number of 0 or more.", value=members))
 
@@ -523,35 +584,11 @@ def export_rows(query) -> list[list]:
 
 
 def csv_bytes(rows: list[list]) -> bytes:
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(HEADERS)
-    for row in rows:
-        writer.writerow(["'" + v if isinstance(v, str) and v.startswith(_FORMULA_START) else v for v in row])
-    return codecs.BOM_UTF8 + out.getvalue().encode("utf-8")
+    return spreadsheets.csv_bytes([HEADERS, *rows])
 
 
 def xlsx_bytes(rows: list[list]) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "组织"
-    sheet.append(HEADERS)
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for row in rows:
-        sheet.append(row)
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # a name starting with "=" stays text
-                cell.data_type = "s"
-    for letter, width in zip("ABCDEFG", (36, 10, 36, 14, 10, 12, 16)):
-        sheet.column_dimensions[letter].width = width
-    sheet.freeze_panes = "A2"
-    out = io.BytesIO()
-    workbook.save(out)
-    return out.getvalue()
+    return spreadsheets.xlsx_bytes("组织", HEADERS, rows, widths=(36, 10, 36, 14, 10, 12, 16))
 
 
 def row_as_dict(row: ImportRow) -> dict:

@@ -3,8 +3,6 @@ accounts (list, create, edit, reset password, deactivate). Every route is for ad
 from __future__ import annotations
 
 import base64
-import csv
-import io
 from datetime import date
 
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
@@ -14,10 +12,11 @@ from sqlalchemy.exc import IntegrityError
 
 from blueprints.accounts.guards import admin_required
 from blueprints.accounts.models import Organisation, OrganisationKind, Role, User
+from blueprints.core import spreadsheets
 from blueprints.core.extensions import db
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render
-from blueprints.core.input_guard import MAX_ID
+from blueprints.core.params import page_arg, parse_int
 
 from . import importer, services
 from .forms import (
@@ -28,7 +27,7 @@ from .services import DirectoryError
 
 bp = Blueprint("directory", __name__, url_prefix="/admin")
 
-XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX_MIMETYPE = spreadsheets.XLSX_MIMETYPE
 PREVIEW_LIMIT = 300  # rows of each kind listed on the preview page
 
 
@@ -37,7 +36,7 @@ def _import_limit() -> int:
 
 
 def _page_number() -> int:
-    return min(max(request.args.get("page", 1, type=int) or 1, 1), 100_000)
+    return page_arg()
 
 
 def _per_page() -> int:
@@ -71,10 +70,9 @@ def _organisation_filters(form: OrganisationFilterForm) -> services.Organisation
         filters.kind = OrganisationKind(form.kind.data)
     if form.subdistrict.data and any(form.subdistrict.data == value for value, _label in form.subdistrict.choices):
         filters.subdistrict = form.subdistrict.data
-    # isdecimal (isdigit lets "²" through to int()) and the integer column's range (PostgreSQL 500 before)
-    if form.parent.data and form.parent.data.isdecimal() and len(form.parent.data) <= 10 \
-            and 0 < int(form.parent.data) <= MAX_ID:
-        filters.parent_id = int(form.parent.data)
+    # ASCII digits within the integer column's range (isdigit let "²" through to int(); PostgreSQL 500 before)
+    if parse_int(form.parent.data):
+        filters.parent_id = parse_int(form.parent.data)
     if form.status.data in ("active", "inactive", "all"):
         filters.status = form.status.data
     return filters
@@ -240,12 +238,8 @@ def _invitations_data_url(invitations) -> str | None:
     """The new accounts as a CSV download inside the page: the passwords are stored nowhere."""
     if not invitations:
         return None
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["组织", "书记姓名", "用户名", "一次性密码"])
-    for item in invitations:
-        writer.writerow([item.organisation, item.display_name, item.username, item.password])
-    data = b"\xef\xbb\xbf" + out.getvalue().encode("utf-8")
+    data = spreadsheets.csv_bytes([["组织", "书记姓名", "用户名", "一次性密码"]] + [
+        [item.organisation, item.display_name, item.username, item.password] for item in invitations])
     return "data:text/csv;charset=utf-8;base64," + base64.b64encode(data).decode("ascii")
 
 
@@ -298,9 +292,10 @@ def _account_form_page(form, user, status=200):
                   action_form=EmptyForm())
 
 
-def _password_page(user, password, created):
+def _password_page(user, password, created, feeds_renewed=0):
     return _no_store(make_response(render_template(
-        "directory/password_issued.html", user=user, password=password, created=created)))
+        "directory/password_issued.html", user=user, password=password, created=created,
+        feeds_renewed=feeds_renewed)))
 
 
 def _save_account(form, user):
@@ -358,10 +353,11 @@ def reset_password(user_id):
     user = db.session.get(User, user_id) or abort(404)
     if not EmptyForm().validate_on_submit():
         abort(400)
-    password = services.reset_password(user)
+    reset = services.reset_password(user)
     db.session.commit()
-    current_app.logger.info("password of %s reset by %s", user.username, current_user.username)
-    return _password_page(user, password, created=False)
+    current_app.logger.info("password of %s reset by %s (%d feed addresses replaced)", user.username,
+                            current_user.username, reset.feeds_renewed)
+    return _password_page(user, reset.password, created=False, feeds_renewed=reset.feeds_renewed)
 
 
 def _set_active(user_id, active):
@@ -369,7 +365,7 @@ def _set_active(user_id, active):
     if not EmptyForm().validate_on_submit():
         abort(400)
     try:
-        services.set_active(user, active, current_user)
+        feeds_renewed = services.set_active(user, active, current_user)
         db.session.commit()
     except DirectoryError as exc:
         db.session.rollback()
@@ -377,6 +373,9 @@ def _set_active(user_id, active):
         return redirect(url_for("directory.edit_account", user_id=user.id))
     if active:
         flash(_("Account “%(name)s” is active again.", name=user.username), "success")
+    elif feeds_renewed:
+        flash(_("Account “%(name)s” is deactivated; its sessions have ended and its calendar feed addresses "
+                "no longer work.", name=user.username), "success")
     else:
         flash(_("Account “%(name)s” is deactivated; its sessions have ended.", name=user.username), "success")
     return redirect(url_for("directory.edit_account", user_id=user.id))

@@ -14,8 +14,10 @@ from sqlalchemy.orm import joinedload, selectinload
 from werkzeug.security import generate_password_hash
 
 from blueprints.accounts.models import Organisation, OrganisationKind, Role, User
+from blueprints.accounts.services import password_problem
 from blueprints.catalog.models import Station
 from blueprints.core.extensions import db
+from blueprints.feeds.services import renew_tokens
 
 # Letters and digits that cannot be mistaken for each other when read aloud or off paper.
 _PASSWORD_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -26,9 +28,14 @@ class DirectoryError(ValueError):
 
 
 def one_time_password() -> str:
-    """e.g. ``k7mq-3xfa-p9tw``: 12 random characters (about 59 bits), easy to type once."""
-    chars = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(12))
-    return "-".join(chars[i:i + 4] for i in range(0, 12, 4))
+    """e.g. ``k7mq-3xfa-p9tw``: 12 random characters (about 59 bits), easy to type once. The odd
+    draw that spells something guessable ("aaaa-…", a keyboard row) is drawn again, so every
+    password we issue also meets the rule for passwords people choose."""
+    while True:
+        chars = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(12))
+        password = "-".join(chars[i:i + 4] for i in range(0, 12, 4))
+        if password_problem(password) is None:
+            return password
 
 
 def _set_one_time_password(user: User, password: str) -> None:
@@ -239,23 +246,37 @@ def save_account(user: User | None, *, acting: User, username: str, display_name
     return user, password
 
 
-def reset_password(user: User) -> str:
-    """A new one-time password; the user's sessions end and the next login asks for a new one."""
+@dataclass
+class PasswordReset:
+    password: str
+    feeds_renewed: int  # calendar feed addresses replaced
+
+
+def reset_password(user: User) -> PasswordReset:
+    """A new one-time password; the user's sessions end and the next login asks for a new one.
+    Whoever had the account may have copied its calendar feed addresses, which need no login:
+    they are replaced too."""
     password = one_time_password()
     _set_one_time_password(user, password)
     user.session_version += 1
-    return password
+    return PasswordReset(password, renew_tokens(user))
 
 
-def set_active(user: User, active: bool, acting: User) -> None:
+def set_active(user: User, active: bool, acting: User) -> int:
+    """Returns how many calendar feed addresses were replaced: a deactivated account's feeds
+    answer 404 already, and with new addresses they stay dead when it is activated again."""
     if not active:
         if user.id == acting.id:
             raise DirectoryError(_("You cannot deactivate your own account."))
         if user.is_admin and _active_admins_other_than(user) == 0:
             raise DirectoryError(_("The last active administrator cannot be deactivated."))
+    renewed = 0
     if user.active != active:
         user.active = active
         user.session_version += 1  # ends every session of the account
+        if not active:
+            renewed = renew_tokens(user)
+    return renewed
 
 
 # -- secretaries invited from an import ----------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 
-from blueprints.core import compression, render_cache, security
+from blueprints.core import compression, render_cache, security, urls
 from blueprints.core.logging import REQUEST_ID_HEADER, request_id_of
 
 from . import documents, routes
@@ -43,7 +43,7 @@ class RevalidationMiddleware:
             return None
         req = self.app.request_class(environ)
         try:
-            entry = cache.fresh(cache.key(*documents.cache_parts(token, req.host_url)))
+            entry = cache.fresh(cache.key(*documents.cache_parts(token, urls.base_url(self.app, req))))
         except Exception as exc:  # noqa: BLE001 - Flask's path decides, with its own fallback
             log.warning("render cache unavailable: %s", exc)
             return None

@@ -5,7 +5,7 @@ import os
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import force_locale, gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, user_logged_in
 
 from blueprints.accounts.guards import role_required
 from blueprints.accounts.models import Role
@@ -15,7 +15,7 @@ from blueprints.core.htmx import render, wants_fragment
 
 from blueprints.core import clock
 from blueprints.core.compression import matches_etag
-from blueprints.core.urls import id_urls
+from blueprints.core.urls import base_url, external_url, id_urls, webcal_url
 
 from . import documents, ics, services
 from .models import FeedKind
@@ -33,12 +33,20 @@ def _configure(state):
     from . import revalidation
 
     revalidation.install(state.app)
+    user_logged_in.connect(_make_feed_addresses, state.app)
+
+
+def _make_feed_addresses(app, user, **extra) -> None:
+    """A login (a POST) makes the feed addresses the user may open, so that the calendar page,
+    a GET, finds them and writes nothing. One made later (a host given a new station) is made
+    by a button on that page."""
+    services.subscriptions_for(user, create=True)
 
 
 def _link(endpoint: str, fallback: str = "menu.index", **values) -> str:
     if endpoint in current_app.view_functions:
-        return url_for(endpoint, _external=True, **values)
-    return url_for(fallback, _external=True)
+        return external_url(endpoint, **values)
+    return external_url(fallback)
 
 
 def booking_link(booking) -> str:
@@ -48,7 +56,7 @@ def booking_link(booking) -> str:
 def _links(endpoint: str, parameter: str):
     """``id -> absolute URL`` of ``endpoint`` with one url_for call for a whole feed."""
     if endpoint not in current_app.view_functions:
-        fallback = url_for("menu.index", _external=True)
+        fallback = external_url("menu.index")
         return lambda value: fallback
     return id_urls(endpoint, parameter, external=True)
 
@@ -65,7 +73,7 @@ def public_slot_link(slot) -> str:
 def _calendar_response(body: bytes, filename: str, validator=None, response_class=None):
     response = (response_class or current_app.response_class)(body, content_type=CALENDAR_TYPE)
     response.headers["Content-Disposition"] = f'inline; filename="{filename}"'
-    response.headers["Cache-Control"] = "private, max-age=0, must-revalidate"
+    # Cache-Control: core/security.py decides (private, no-cache for feeds; no-store when logged in).
     response.headers["X-Content-Type-Options"] = "nosniff"
     if validator is not None:
         response.set_etag(validator.etag)
@@ -142,7 +150,7 @@ def not_modified_response(validator, response_class=None):
 def feed(token: str):
     if not token or len(token) > 64:
         abort(404)
-    found = documents.document(token, request.host_url, feed_document)
+    found = documents.document(token, base_url(), feed_document)
     if found is None:
         abort(404)
     if not_modified(found):
@@ -166,11 +174,14 @@ def booking_ics(booking_id: int):
 
 
 def _page(status: int = 200, notice: str | None = None):
-    subscriptions = services.subscriptions_for(current_user)
+    subscriptions = services.subscriptions_for(current_user, create=False)
     feeds = []
     for sub in subscriptions:
-        url = url_for("feeds.feed", token=sub.token, _external=True)
-        feeds.append({"sub": sub, "url": url, "webcal": "webcal://" + url.split("://", 1)[1],
+        if sub.token is None:
+            feeds.append({"sub": sub})
+            continue
+        url = external_url("feeds.feed", token=sub.token)
+        feeds.append({"sub": sub, "url": url, "webcal": webcal_url(url),
                       "qr": _qr_svg(url)})
     return render("feeds/calendar.html", "feeds", status=status, feeds=feeds,
                   form=EmptyForm(), notice=notice)
@@ -194,9 +205,12 @@ def reset():
     form = EmptyForm()
     if not form.validate_on_submit():
         abort(400)
-    if not services.reset_token(current_user, request.form.get("feed", "")):
+    key = request.form.get("feed", "")
+    first = any(sub.key == key and sub.token is None for sub in services.subscriptions_for(current_user, create=False))
+    if not services.reset_token(current_user, key):
         abort(404)
-    message = _("A new address has been made. The old one no longer works: subscribe again with the new one.")
+    message = (_("The subscription address has been made: subscribe with it in your calendar app.") if first else
+               _("A new address has been made. The old one no longer works: subscribe again with the new one."))
     if wants_fragment():
         return _page(notice=message)
     flash(message, "success")

@@ -20,6 +20,7 @@ from blueprints.booking.models import ENDED_STATUSES, HOLDING_STATUSES, Booking,
 from blueprints.catalog.models import Package, Slot, SlotStatus, Station
 from blueprints.core import clock
 from blueprints.core.extensions import db
+from blueprints.core.params import parse_int
 
 from .models import FeedKind, FeedToken
 
@@ -59,13 +60,15 @@ class Subscription:
     key: str  # what the reset form posts
     kind: object
     title: str
-    token: str
+    token: str | None  # None: the address has not been made yet
 
 
 # -- tokens ---------------------------------------------------------------------------------
 
-def subscriptions_for(user: User) -> list[Subscription]:
-    """The feeds ``user`` may subscribe to, creating missing tokens (one query when all exist)."""
+def subscriptions_for(user: User, create: bool = True) -> list[Subscription]:
+    """The feeds ``user`` may subscribe to (one query when all exist), making missing tokens.
+    Without ``create`` (a page view, which never writes) a feed whose address was never made
+    has ``token`` None."""
     if not (user.is_secretary or user.is_host):
         return []
     existing = {
@@ -78,6 +81,8 @@ def subscriptions_for(user: User) -> list[Subscription]:
     def token_for(kind, organisation_id=None, station_id=None) -> FeedToken:
         nonlocal created
         token = existing.get((kind, organisation_id, station_id))
+        if token is None and not create:
+            return None
         if token is None:
             token = FeedToken(token=new_token(), user_id=user.id, kind=kind,
                               organisation_id=organisation_id, station_id=station_id,
@@ -89,12 +94,12 @@ def subscriptions_for(user: User) -> list[Subscription]:
     if user.is_secretary and user.organisation is not None:
         token = token_for(FeedKind.ORGANISATION, organisation_id=user.organisation_id)
         result.append(Subscription(f"organisation-{user.organisation_id}", FeedKind.ORGANISATION,
-                                   user.organisation.name, token.token))
+                                   user.organisation.name, token and token.token))
     if user.is_host:
         for station in user.stations:
             token = token_for(FeedKind.STATION, station_id=station.id)
-            result.append(Subscription(f"station-{station.id}", FeedKind.STATION, station.name, token.token))
-            if not station.public_feed_token:
+            result.append(Subscription(f"station-{station.id}", FeedKind.STATION, station.name, token and token.token))
+            if not station.public_feed_token and create:
                 station.public_feed_token = new_token()
                 created = True
             result.append(Subscription(f"public-{station.id}", PUBLIC, station.name, station.public_feed_token))
@@ -106,9 +111,9 @@ def subscriptions_for(user: User) -> list[Subscription]:
 def reset_token(user: User, key: str) -> bool:
     """Replace the token of one feed ``user`` may subscribe to; False when ``key`` is not one."""
     kind, _, raw_id = key.partition("-")
-    if not raw_id.isdigit():
+    target_id = parse_int(raw_id)
+    if target_id is None:
         return False
-    target_id = int(raw_id)
     if kind == FeedKind.ORGANISATION.value and user.is_secretary and user.organisation_id == target_id:
         token = db.session.scalar(sa.select(FeedToken).where(
             FeedToken.user_id == user.id, FeedToken.kind == FeedKind.ORGANISATION,
@@ -119,18 +124,33 @@ def reset_token(user: User, key: str) -> bool:
             FeedToken.station_id == target_id))
     elif kind == PUBLIC and user.hosts_station(target_id):
         station = db.session.get(Station, target_id)
-        station.public_feed_token = new_token()
+        station.public_feed_token = new_token()  # made anew, or made for the first time
         db.session.commit()
         return True
     else:
         return False
     if token is not None:
-        token.token = new_token()
-        token.created_at = clock.now()
+        _renew(token)
         db.session.commit()
     else:
-        subscriptions_for(user)
+        subscriptions_for(user, create=True)
     return True
+
+
+def _renew(token: FeedToken) -> None:
+    token.token = new_token()
+    token.created_at = clock.now()
+
+
+def renew_tokens(user: User) -> int:
+    """Give every feed token of ``user`` a new secret, e.g. when an administrator resets the
+    password or deactivates the account: an address copied while someone else had the account
+    stops working. The station's public feed (no personal data, shared by its hosts and anyone
+    they gave it to) keeps its address. Does not commit; returns how many were replaced."""
+    tokens = db.session.scalars(sa.select(FeedToken).where(FeedToken.user_id == user.id)).all()
+    for token in tokens:
+        _renew(token)
+    return len(tokens)
 
 
 def resolve(token: str) -> Feed | None:

@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from blueprints.booking.models import Booking, BookingStatus
 from blueprints.core import clock
+from blueprints.core.urls import external_url
 
 SALT = "host-check-in"
 
@@ -35,7 +36,9 @@ def booking_id_from(token: str) -> int | None:
 
 
 def checkin_url(booking: Booking, external: bool = True) -> str:
-    return url_for("host.check_in", token=checkin_token(booking), _external=external)
+    if external:  # PUBLIC_URL's scheme and host (core/urls.py)
+        return external_url("host.check_in", token=checkin_token(booking))
+    return url_for("host.check_in", token=checkin_token(booking))
 
 
 def checkin_qr_svg(booking: Booking) -> Markup:

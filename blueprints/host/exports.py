@@ -1,15 +1,14 @@
-"""Roster and sign-in sheet files: CSV (UTF-8 with BOM, for Excel) and XLSX (openpyxl)."""
+"""Roster and sign-in sheet files: CSV (UTF-8 with BOM, for Excel) and XLSX, written through
+``blueprints.core.spreadsheets`` (no cell is ever a formula)."""
 from __future__ import annotations
 
-import csv
-import io
-
 from flask_babel import force_locale
-from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
+from openpyxl.utils import get_column_letter
 
 from blueprints.booking.models import Booking
 from blueprints.catalog.models import Slot
+from blueprints.core import clock, spreadsheets
 from blueprints.core.templating import time_range
 
 ROSTER_COLUMNS = [  # (header, width)
@@ -20,7 +19,7 @@ ROSTER_COLUMNS = [  # (header, width)
 
 def _status(booking: Booking) -> str:
     with force_locale("zh_CN"):
-        return str(booking.status.label)
+        return str(booking.status_at(clock.now()).label)
 
 
 def roster_rows(bookings: list[Booking]) -> list[list]:
@@ -37,35 +36,13 @@ def _title(slot: Slot) -> str:
 
 
 def roster_csv(slot: Slot, bookings: list[Booking]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([_title(slot)])
-    writer.writerow([header for header, _w in ROSTER_COLUMNS])
-    writer.writerows(roster_rows(bookings))
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
-
-
-def _to_bytes(workbook: Workbook) -> bytes:
-    out = io.BytesIO()
-    workbook.save(out)
-    return out.getvalue()
+    return spreadsheets.csv_bytes([[_title(slot)], [header for header, _w in ROSTER_COLUMNS],
+                                   *roster_rows(bookings)])
 
 
 def roster_xlsx(slot: Slot, bookings: list[Booking]) -> bytes:
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "预约名单"
-    sheet.append([_title(slot)])
-    sheet["A1"].font = Font(bold=True, size=13)
-    sheet.append([header for header, _w in ROSTER_COLUMNS])
-    for cell in sheet[2]:
-        cell.font = Font(bold=True)
-    for row in roster_rows(bookings):
-        sheet.append(row)
-    for index, (_header, width) in enumerate(ROSTER_COLUMNS, start=1):
-        sheet.column_dimensions[chr(64 + index)].width = width
-    sheet.freeze_panes = "A3"
-    return _to_bytes(workbook)
+    return spreadsheets.xlsx_bytes("预约名单", [header for header, _w in ROSTER_COLUMNS], roster_rows(bookings),
+                                   title=_title(slot), widths=[width for _h, width in ROSTER_COLUMNS])
 
 
 SIGN_IN_COLUMNS = [("序号", 6), ("姓名", 14), ("所在党支部", 32), ("联系电话", 16), ("签名", 20)]
@@ -74,10 +51,8 @@ SIGN_IN_COLUMNS = [("序号", 6), ("姓名", 14), ("所在党支部", 32), ("联
 def sign_in_sheet_xlsx(booking: Booking) -> bytes:
     """签到表: the Party day's facts and one numbered line per person who came."""
     slot = booking.slot
-    workbook = Workbook()
-    sheet = workbook.active
-    sheet.title = "签到表"
-    sheet.append(["主题党日活动签到表"])
+    workbook, sheet = spreadsheets.new_workbook("签到表")
+    spreadsheets.append_row(sheet, ["主题党日活动签到表"])
     sheet["A1"].font = Font(bold=True, size=15)
     with force_locale("zh_CN"):
         when = time_range(slot.starts_at, slot.ends_at)
@@ -85,22 +60,22 @@ def sign_in_sheet_xlsx(booking: Booking) -> bytes:
              ("活动时间", when), ("参加单位", booking.organisation.name),
              ("实到人数", booking.attended_headcount if booking.attended_headcount is not None else "")]
     for label, value in facts:
-        sheet.append([label, value])
+        spreadsheets.append_row(sheet, [label, value])
         sheet.cell(row=sheet.max_row, column=1).font = Font(bold=True)
         sheet.merge_cells(start_row=sheet.max_row, start_column=2, end_row=sheet.max_row, end_column=5)
-    sheet.append([])
-    sheet.append([header for header, _w in SIGN_IN_COLUMNS])
+    spreadsheets.append_row(sheet, [])
+    spreadsheets.append_row(sheet, [header for header, _w in SIGN_IN_COLUMNS])
     header_row = sheet.max_row
     thin = Side(style="thin")
     for cell in sheet[header_row]:
         cell.font = Font(bold=True)
     lines = max(booking.attended_headcount or booking.headcount, 1)
     for n in range(1, lines + 1):
-        sheet.append([n, "", booking.organisation.name, "", ""])
+        spreadsheets.append_row(sheet, [n, "", booking.organisation.name, "", ""])
     for row in sheet.iter_rows(min_row=header_row, max_row=sheet.max_row, max_col=len(SIGN_IN_COLUMNS)):
         for cell in row:
             cell.border = Border(top=thin, bottom=thin, left=thin, right=thin)
             cell.alignment = Alignment(vertical="center")
     for index, (_header, width) in enumerate(SIGN_IN_COLUMNS, start=1):
-        sheet.column_dimensions[chr(64 + index)].width = width
-    return _to_bytes(workbook)
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    return spreadsheets.workbook_bytes(workbook)

@@ -2,13 +2,13 @@ import re
 from datetime import time
 
 from flask_babel import lazy_gettext as _l
-from wtforms import (BooleanField, DateField, RadioField, SelectField, SelectMultipleField,
+from wtforms import (BooleanField, RadioField, SelectField, SelectMultipleField,
                      StringField, TextAreaField, TimeField)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from blueprints.core.forms import BaseForm, WholeNumberField
+from blueprints.core.forms import BaseForm, DateField, WholeNumberField
 
 from . import recurrence
 

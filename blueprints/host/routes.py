@@ -18,6 +18,7 @@ from blueprints.core import clock
 from blueprints.core.extensions import db
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render
+from blueprints.core.params import page_arg
 
 from . import checkin, exports, recurrence, services
 from .forms import CapacityForm, CheckInForm, DeclineForm, EditSlotForm, ReasonForm, SeriesForm, SlotForm
@@ -42,7 +43,7 @@ def host_shows_qr(booking):
 
 
 def _page() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
+    return page_arg()
 
 
 def _slot_or_404(slot_id: int):
@@ -295,22 +296,16 @@ def cancel_slot(slot_id: int):
 
 # -- roster -----------------------------------------------------------------------------------
 
-def _roster_slot(slot_id: int):
-    slot = _slot_or_404(slot_id)
-    if clock.now() >= slot.ends_at:
-        # Opening the roster after the slot is over settles who did not come.
-        services.mark_no_shows(current_user, slot.id)
-        slot = _slot_or_404(slot_id)
-    return slot
-
-
 @bp.get("/slots/<int:slot_id>/roster")
 @host_required
 def roster(slot_id: int):
-    slot = _roster_slot(slot_id)
+    slot = _slot_or_404(slot_id)
     bookings = services.roster(slot)
+    now = clock.now()
     return render("host/roster.html", "roster", slot=slot, bookings=bookings,
-                  line=services.slot_lines([slot])[0], BookingStatus=BookingStatus)
+                  line=services.slot_lines([slot])[0], BookingStatus=BookingStatus, now=now,
+                  unsettled=now >= slot.ends_at and any(b.status is BookingStatus.CONFIRMED for b in bookings),
+                  settle_form=EmptyForm())
 
 
 def _download(body: bytes, mimetype: str, filename: str):
@@ -335,7 +330,7 @@ def _roster_name(slot, ext: str) -> str:
 @bp.get("/slots/<int:slot_id>/roster.csv")
 @host_required
 def roster_csv(slot_id: int):
-    slot = _roster_slot(slot_id)
+    slot = _slot_or_404(slot_id)
     body = exports.roster_csv(slot, services.roster(slot))
     return _download(body, "text/csv", _roster_name(slot, "csv"))
 
@@ -343,7 +338,7 @@ def roster_csv(slot_id: int):
 @bp.get("/slots/<int:slot_id>/roster.xlsx")
 @host_required
 def roster_xlsx(slot_id: int):
-    slot = _roster_slot(slot_id)
+    slot = _slot_or_404(slot_id)
     body = exports.roster_xlsx(slot, services.roster(slot))
     return _download(body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                      _roster_name(slot, "xlsx"))
@@ -355,8 +350,12 @@ def no_shows(slot_id: int):
     _slot_or_404(slot_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
-    count = services.mark_no_shows(current_user, slot_id)
-    flash(_("%(count)s bookings marked as no-show.", count=count), "success")
+    try:
+        count = services.mark_no_shows(current_user, slot_id)
+    except HostError as error:
+        flash(error.message, "error")
+    else:
+        flash(_("%(count)s bookings marked as no-show.", count=count), "success")
     return redirect(url_for("host.roster", slot_id=slot_id))
 
 

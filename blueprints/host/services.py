@@ -417,15 +417,11 @@ def cancel_slot(user: User, slot_id: int, reason: str) -> list[Booking]:
 
 
 def mark_no_shows(user: User, slot_id: int) -> int:
+    """The host settles an ended slot: groups nobody checked in become no-shows."""
     slot = host_slot(user, slot_id)
     if clock.now() < slot.ends_at:
-        return 0
-    count = booking_services.mark_no_shows(slot.id, user)
-    if count:
-        db.session.add(SlotEvent(slot_id=slot.id, actor_id=user.id, action="no_shows_marked",
-                                 detail=str(count), at=clock.now()))
-        db.session.commit()
-    return count
+        raise HostError(_("No-shows can be recorded once the slot is over."))
+    return booking_services.mark_no_shows(slot.id, user)
 
 
 def checkin_bookings(slot: Slot) -> list[Booking]:

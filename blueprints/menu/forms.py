@@ -1,17 +1,12 @@
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, DateField, SearchField, SelectField
+from wtforms import BooleanField, SearchField, SelectField
 from wtforms.validators import Length, Optional, ValidationError
 
 from blueprints.catalog.models import Category
-from blueprints.core.forms import BaseForm, FastSelect
+from blueprints.core.forms import BaseForm, DateField, FastSelect
+from blueprints.core.params import optional_id
 
 from .queries import FilterOptions
-
-
-def _optional_int(value):
-    if value in (None, ""):
-        return None
-    return int(value)
 
 
 class MenuFilterForm(BaseForm):
@@ -22,9 +17,9 @@ class MenuFilterForm(BaseForm):
 
     q = SearchField(_l("Search"), validators=[Optional(), Length(max=60)])
     category = SelectField(_l("Category"), validators=[Optional()], validate_choice=True)
-    station = SelectField(_l("Station"), coerce=_optional_int, validators=[Optional()], widget=FastSelect())
+    station = SelectField(_l("Station"), coerce=optional_id, validators=[Optional()], widget=FastSelect())
     subdistrict = SelectField(_l("Subdistrict or town"), validators=[Optional()], widget=FastSelect())
-    campaign = SelectField(_l("Campaign"), coerce=_optional_int, validators=[Optional()])
+    campaign = SelectField(_l("Campaign"), coerce=optional_id, validators=[Optional()])
     date_from = DateField(_l("From"), validators=[Optional()])
     date_to = DateField(_l("Until"), validators=[Optional()])
     available = BooleanField(_l("Only with places left"))

@@ -13,6 +13,7 @@ from blueprints.catalog.models import Category
 from blueprints.core import changes, render_cache
 from blueprints.core.i18n import select_locale
 from blueprints.core.page_cache import cached_block, render_public
+from blueprints.core.params import parse_int
 
 from .forms import MenuFilterForm
 from .queries import CardData, FilterOptions, MenuFilters, card_data, filter_options, menu_page, next_matching_start
@@ -30,8 +31,7 @@ def _args() -> MultiDict:
 
 
 def _int_arg(args: MultiDict, name: str) -> int | None:
-    value = args.get(name, "")
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
+    return parse_int(args.get(name, ""))
 
 
 def _filters_from(form: MenuFilterForm) -> MenuFilters:
@@ -119,8 +119,8 @@ def _menu_context(recording, args: MultiDict) -> dict:
         status = 422
     else:
         filters = _filters_from(form)
-    page = args.get("page", 1, type=int) or 1
-    result = menu_page(filters, max(page, 1), current_app.config["PAGE_SIZE"])
+    page = max(_int_arg(args, "page") or 1, 1)
+    result = menu_page(filters, page, current_app.config["PAGE_SIZE"])
     if recording is not None:
         listed = [slot for group in result.listed.values() for slot in group]
         recording.depend_on(*(changes.slot(slot_id) for slot_id, _ in listed))  # their places left
