@@ -242,17 +242,19 @@ def test_bookings_of_one_organisation_race_host_cancellations_without_deadlock(a
     slots = [f.create_slot(capacity=40, starts_at=start + timedelta(hours=2 * n)) for n in range(10)]
     secretary = f.create_secretary()
     booked = [f.create_booking(slot=slot, organisation=secretary.organisation, headcount=5) for slot in slots[:5]]
-    admin = f.create_admin()
+    admin_id = f.create_admin().id
+    booking_ids = [b.id for b in booked]
     db.session.commit()
 
     def cancel_job(booking_id):
         def prepare():
-            user = db.session.get(User, admin.id)
+            user = db.session.get(User, admin_id)
             user.is_admin  # noqa: B018
             return lambda: services.cancel(user, booking_id, "站点临时调整").id
         return prepare
 
-    jobs = [cancel_job(b.id) for b in booked] + [booking_job(secretary.id, slot.id, 5) for slot in slots[5:]]
+    secretary_id, free_slot_ids = secretary.id, [slot.id for slot in slots[5:]]
+    jobs = [cancel_job(b) for b in booking_ids] + [booking_job(secretary_id, s, 5) for s in free_slot_ids]
     outcome = rush(rush_app, jobs)
     report("book and cancel", app, outcome)
     counts = outcome.count()

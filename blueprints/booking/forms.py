@@ -17,7 +17,7 @@ class BookingForm(BaseForm):
         _l("Contact person"), validators=[DataRequired(_l("Please give a contact name.")), Length(max=60)]
     )
     contact_phone = TelField(
-        _l("Contact phone"), validators=[DataRequired(_l("Please give a contact phone number.")), Length(max=20)]
+        _l("Contact phone"), validators=[DataRequired(_l("Please give a contact phone number.")), Length(max=40)]
     )
     note = TextAreaField(_l("Note for the station"), validators=[Optional(), Length(max=500)])
 

@@ -8,7 +8,7 @@ from flask_wtf.form import _Auto, _is_submitted
 from markupsafe import Markup, escape
 from werkzeug.datastructures import CombinedMultiDict
 from wtforms import DateField as WTFormsDateField
-from wtforms import IntegerField
+from wtforms import FileField, IntegerField
 from wtforms.validators import StopValidation
 from wtforms.widgets import Select
 
@@ -31,7 +31,9 @@ class BaseForm(FlaskForm):
             if formdata is _Auto:
                 if not _is_submitted():
                     return None
-                return CombinedMultiDict((request.files, request.form)) if request.files else request.form
+                if request.files and any(isinstance(field, FileField) for field in form):
+                    return CombinedMultiDict((request.files, request.form))
+                return request.form  # a file part posted in place of a text field stays out
             return formdata
 
     def __init__(self, *args, **kwargs):

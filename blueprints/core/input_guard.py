@@ -49,7 +49,8 @@ class BoundedIntegerConverter(IntegerConverter):
         return super().to_python(value)
 
 
-_NEVER = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+# Also the noncharacters U+FFFE/U+FFFF and lone surrogates, which XML cannot hold either.
+_NEVER = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff"
 _FORBIDDEN_MULTILINE = re.compile(f"[{_NEVER}]")
 _FORBIDDEN_SINGLE_LINE = re.compile(f"[{_NEVER}\t\n\r]")
 LINE_BREAKS = "\t\n\r"
@@ -66,7 +67,9 @@ def refuse_control_characters(form, field) -> None:
     control character (see the module's docstring)."""
     multiline = isinstance(field.widget, TextArea)
     for value in field.raw_data or ():
-        found = forbidden_character(value, multiline=multiline) if isinstance(value, str) else None
+        if not isinstance(value, str):  # e.g. a file part where text belongs (a multipart body)
+            raise StopValidation(_("“%(field)s” must be text.", field=field.label.text if field.label else field.name))
+        found = forbidden_character(value, multiline=multiline)
         if found is None:
             continue
         index, char = found

@@ -25,6 +25,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 
 from openpyxl import Workbook
@@ -40,9 +41,13 @@ CONTROL_START = ("\t", "\r")
 MAX_WIDTH = 60
 
 
+# openpyxl's pattern leaves out what XML 1.0 also excludes: lone surrogates and U+FFFE/U+FFFF.
+_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
+
+
 def clean_text(text: str) -> str:
     """``text`` without the characters an XLSX file cannot hold."""
-    return ILLEGAL_CHARACTERS_RE.sub("", text)
+    return _NOT_XML.sub("", ILLEGAL_CHARACTERS_RE.sub("", text))
 
 
 def looks_like_formula(text: str) -> bool:

@@ -45,5 +45,11 @@ class FeedToken(db.Model):
             " OR (kind = 'station' AND station_id IS NOT NULL AND organisation_id IS NULL)",
             name="target_matches_kind",
         ),
-        sa.UniqueConstraint("user_id", "kind", "organisation_id", "station_id", name="uq_feed_tokens_user_target"),
+        # One token per user and feed. Partial indexes, because a unique constraint over the
+        # nullable target columns never fires (NULLs are distinct): two simultaneous first logins
+        # made two tokens, and a reset renewed only one of them.
+        sa.Index("uq_feed_tokens_user_organisation", "user_id", "organisation_id", unique=True,
+                 sqlite_where=sa.text("station_id IS NULL"), postgresql_where=sa.text("station_id IS NULL")),
+        sa.Index("uq_feed_tokens_user_station", "user_id", "station_id", unique=True,
+                 sqlite_where=sa.text("organisation_id IS NULL"), postgresql_where=sa.text("organisation_id IS NULL")),
     )

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from blueprints.accounts.models import Organisation, Role, User, station_hosts
 from blueprints.booking.models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingStatus
 from blueprints.catalog.models import Package, Slot, SlotStatus, Station
 from blueprints.core import clock
+from blueprints.core.db import Busy, start_write_transaction
 from blueprints.core.extensions import db
 from blueprints.core.params import parse_int
 
@@ -106,6 +108,19 @@ def subscriptions_for(user: User, create: bool = True) -> list[Subscription]:
     if created:
         db.session.commit()
     return result
+
+
+def make_missing_tokens(user: User) -> None:
+    """Make the feed tokens ``user`` lacks, in a write transaction of its own. Two logins at once
+    may both try: the unique indexes keep one token per feed, and the loser simply finds it."""
+    if all(sub.token for sub in subscriptions_for(user, create=False)):
+        return
+    user_id = user.id
+    try:
+        start_write_transaction()
+        subscriptions_for(db.session.get(User, user_id), create=True)
+    except (IntegrityError, Busy):
+        db.session.rollback()
 
 
 def reset_token(user: User, key: str) -> bool:
