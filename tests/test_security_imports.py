@@ -8,6 +8,7 @@ are asserted too.
 """
 from __future__ import annotations
 
+import base64
 import io
 import random
 import re
@@ -213,6 +214,73 @@ def shared_string_that_is_not_there():
     return build(with_shared_strings(workbook_parts(), strings, sheet_xml(rows, "A1:G3", {"MISSING": 99})))
 
 
+def two_organisations() -> dict[str, bytes]:
+    """A good workbook of two organisations without parents, to which each bomb below is added."""
+    return workbook_parts(rows=[GOOD_ROWS[2], GOOD_ROWS[4]])
+
+
+def with_cell_formats(styles: bytes, count: int, head: str = "") -> bytes:
+    """``count`` empty cell formats (Excel allows 64,000; openpyxl makes an object of each)."""
+    styles, replaced = re.subn(rb'<cellXfs count="\d+">.*?</cellXfs>',
+                               f'<cellXfs count="{count}">{"<xf/>" * count}</cellXfs>'.encode(), styles, flags=re.S)
+    assert replaced == 1
+    return re.sub(rb"(<styleSheet[^>]*>)", lambda m: m.group(1) + head.encode(), styles, count=1)
+
+
+def styles_bomb():
+    """199,000 cell formats in 6 KB: openpyxl took 5.7 s to read the styles."""
+    parts = two_organisations()
+    parts["xl/styles.xml"] = with_cell_formats(parts["xl/styles.xml"], 199_000)
+    return build(parts)
+
+
+def listed_as_a_second_sheet(parts: dict, target: str, first: bool = False) -> dict:
+    sheet = b'<sheet name="S2" sheetId="2" r:id="rIdX"/>'
+    workbook = parts["xl/workbook.xml"]
+    parts["xl/workbook.xml"] = re.sub(rb"<sheets>", b"<sheets>" + sheet, workbook) if first else workbook.replace(
+        b"</sheets>", sheet + b"</sheets>")
+    parts["xl/_rels/workbook.xml.rels"] = parts["xl/_rels/workbook.xml.rels"].replace(b"</Relationships>", (
+        '<Relationship Id="rIdX" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
+        f'Target="{target}"/></Relationships>').encode())
+    return parts
+
+
+def styles_listed_as_a_second_sheet():
+    """The stylesheet also named as a worksheet, with a <dimension> first and random padding (so that
+    the ratio stays low): the guard once gave it a worksheet's 32 MB and stopped at that dimension;
+    openpyxl still parsed it whole as the styles (51.6 s and 1.35 GB from 172 KB)."""
+    padding = base64.b64encode(random.Random(7).randbytes(100_000)).decode()
+    parts = two_organisations()
+    parts["xl/styles.xml"] = with_cell_formats(parts["xl/styles.xml"], 700_000,
+                                               head=f'<dimension ref="A1"/><!--{padding}-->')
+    return build(listed_as_a_second_sheet(parts, "styles.xml"))
+
+
+def workbook_part_as_the_first_sheet():
+    return build(listed_as_a_second_sheet(two_organisations(), "workbook.xml", first=True))
+
+
+SHEET_TAILS = {  # what a sheet may hold after its rows, once read into objects by openpyxl
+    "data-validations": lambda n: f'<dataValidations count="{n}">' + "".join(
+        f'<dataValidation type="whole" sqref="A{i}"/>' for i in range(1, n + 1)) + "</dataValidations>",
+    "conditional-formats": lambda n: "".join(
+        f'<conditionalFormatting sqref="A{i}"><cfRule type="expression" priority="{i}"><formula>1</formula></cfRule>'
+        "</conditionalFormatting>" for i in range(1, n + 1)),
+    "merged-cells": lambda n: f'<mergeCells count="{n}">' + "".join(
+        f'<mergeCell ref="C{i}:D{i}"/>' for i in range(1, n + 1)) + "</mergeCells>",
+    "hyperlinks": lambda n: "<hyperlinks>" + "".join(
+        f'<hyperlink ref="A{i}" location="Sheet!A1"/>' for i in range(1, n + 1)) + "</hyperlinks>",
+}
+
+
+def sheet_tail_bomb(kind: str, count: int):
+    """``count`` entries after </sheetData> (49,000 data validations took openpyxl 3 to 15 s)."""
+    parts = two_organisations()
+    parts["xl/worksheets/sheet1.xml"] = parts["xl/worksheets/sheet1.xml"].replace(
+        b"</sheetData>", b"</sheetData>" + SHEET_TAILS[kind](count).encode())
+    return build(parts)
+
+
 def zip_without_a_workbook():
     return build({"readme.txt": "这不是表格", "data/list.csv": "名称,类型\r\n"})
 
@@ -239,6 +307,10 @@ HOSTILE = {
     "zip-that-is-no-workbook": (zip_without_a_workbook, "组织.xlsx", "不是可读取的 XLSX"),
     "shared-string-that-is-not-there": (shared_string_that_is_not_there, "组织.xlsx", "不是可读取的 XLSX"),
     "too-many-columns-csv": (too_many_columns_csv, "组织.csv", f"文件超过 {MAX_COLUMNS} 列"),
+    "workbook-part-as-the-first-sheet": (workbook_part_as_the_first_sheet, "组织.xlsx", "不是可读取的 XLSX"),
+    # 147,000 elements after the rows: more than the guard streams through (it would copy none of them)
+    "conditional-formats-after-the-rows": (lambda: sheet_tail_bomb("conditional-formats", 49_000), "组织.xlsx",
+                                           "除单元格以外的内容"),
 }
 
 
@@ -315,6 +387,51 @@ def test_admin_uploading_a_too_long_cell_gets_its_row_and_column_named(client, a
     assert response.status_code == 422
     assert f"第 3 行「H」：单元格超过 {importer.MAX_CELL_CHARS} 个字符" in html
     assert org_count() == 0
+
+
+# -- bombs made harmless: openpyxl reads a rebuilt workbook of the first sheet's cells -------------------
+
+HARMLESS = {
+    # id: build the file. Each part openpyxl would make objects of is left out of the rebuilt workbook.
+    "styles-199000-cell-formats": styles_bomb,
+    "styles-listed-as-a-second-sheet": styles_listed_as_a_second_sheet,
+    "data-validations-49000-after-the-rows": lambda: sheet_tail_bomb("data-validations", 49_000),
+    "conditional-formats-16000-after-the-rows": lambda: sheet_tail_bomb("conditional-formats", 16_000),
+    "merged-cells-49000-after-the-rows": lambda: sheet_tail_bomb("merged-cells", 49_000),
+    "hyperlinks-49000-after-the-rows": lambda: sheet_tail_bomb("hyperlinks", 49_000),
+}
+
+
+@pytest.mark.parametrize("name", list(HARMLESS))
+def test_admin_uploading_a_workbook_full_of_what_is_not_cells_imports_its_cells_quickly_in_bounded_memory(
+        client, admin, name):
+    data = HARMLESS[name]()
+    assert len(data) < 500 * 1024
+    response, seconds, peak = post_measured(client, data, "组织.xlsx")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200, html[:2000]
+    assert seconds < MAX_SECONDS, f"{name}: {seconds:.2f} s"
+    assert peak < MAX_PEAK_BYTES, f"{name}: peak {peak / 2**20:.1f} MB"
+    assert GOOD_ROWS[2][0] in html and GOOD_ROWS[4][0] in html
+    assert confirm(client, html).status_code == 200
+    assert org_count() == 2
+
+
+def test_the_rebuilt_workbook_holds_only_the_first_sheets_cells(app):
+    """What openpyxl is given instead of the upload: no styles, no second sheet, nothing after the rows."""
+    from blueprints.directory import xlsx_guard
+    parts = listed_as_a_second_sheet(two_organisations(), "styles.xml")
+    parts["xl/worksheets/sheet1.xml"] = parts["xl/worksheets/sheet1.xml"].replace(
+        b"</sheetData>", b"</sheetData>" + SHEET_TAILS["data-validations"](3).encode())
+    with app.test_request_context():
+        rebuilt = xlsx_guard.check(build(parts), max_rows=MAX_ROWS + 1, max_columns=MAX_COLUMNS)
+    with zipfile.ZipFile(io.BytesIO(rebuilt)) as archive:
+        assert sorted(archive.namelist()) == sorted([
+            "[Content_Types].xml", "_rels/.rels", "xl/workbook.xml", "xl/_rels/workbook.xml.rels",
+            "xl/worksheets/sheet1.xml"])
+        sheet = archive.read("xl/worksheets/sheet1.xml").decode()
+        assert archive.read("xl/workbook.xml").count(b"<sheet ") == 1
+    assert "dataValidation" not in sheet and GOOD_ROWS[4][0] in sheet
 
 
 # -- good files still import -------------------------------------------------------------------------------

@@ -169,9 +169,10 @@ def _read_xlsx(data: bytes):
     from openpyxl import load_workbook
 
     try:
-        # Before openpyxl sees the file: sizes, compression, dimension, row widths, text lengths, no DTD.
-        xlsx_guard.check(data, max_rows=MAX_ROWS + 1, max_columns=MAX_COLUMNS)
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        # openpyxl never sees the upload: sizes, compression, dimension, row widths, text lengths and
+        # no DTD are checked, then it reads a workbook rebuilt from the first sheet's cells alone.
+        minimal = xlsx_guard.check(data, max_rows=MAX_ROWS + 1, max_columns=MAX_COLUMNS, max_chars=MAX_CELL_CHARS)
+        workbook = load_workbook(io.BytesIO(minimal), read_only=True, data_only=True)
         try:
             rows = _xlsx_rows(workbook.worksheets[0])
         finally:

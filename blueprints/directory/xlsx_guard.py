@@ -1,12 +1,20 @@
-"""Checks an uploaded XLSX before openpyxl reads it, so that a small file cannot make a worker
-unpack, parse or keep more than a bounded amount.
+"""Checks an uploaded XLSX, then copies what the importer reads into a new, minimal workbook, so
+that a small file cannot make a worker unpack, parse or keep more than a bounded amount.
 
-Even in read-only mode openpyxl (1) parses every part other than the worksheets whole, (2) loads
-the whole shared-string table, (3) sizes every worksheet by parsing it up to its ``<dimension>``,
-keeping what it passed (everything up to the end of ``<sheetData>`` when there is no dimension),
-(4) collects every cell of a row before it yields the row and (5) pads rows to the declared
-dimension unless told a width. So, from the ZIP's directory first (sizes are what zipfile will
-unpack at most: it stops at the declared size and then fails the CRC):
+openpyxl never sees the uploaded archive: ``check`` returns a workbook rebuilt in memory from the
+first worksheet's cells and the shared strings only — regenerated content types, package and
+workbook relationships and a workbook part naming that one sheet; no styles, themes, properties,
+defined names, other sheets, drawings, pivot caches, external links or anything outside the rows
+(data validations, conditional formatting, merged cells, hyperlinks...). Whatever else the upload
+holds (a 64,000-format stylesheet, a part listed as a second worksheet...) is therefore never
+turned into objects. Cells keep their reference, type and value (``<v>``, or an inline string's
+text); style, formula and the rest are dropped, so with ``data_only=True`` openpyxl reads the
+same values, except that a number formatted as a date stays a number (the import has no date
+column). Texts are flattened the way openpyxl's ``Text.content`` reads them, and may be cut to
+``max_chars + 1`` characters: the caller still sees that they are too long.
+
+What is checked first, from the ZIP's directory (sizes are what zipfile will unpack at most: it
+stops at the declared size and then fails the CRC):
 
 * at most ``MAX_PARTS`` parts, none encrypted, stored or deflated only; no part above
   ``RATIO_FLOOR`` (nor the whole) compressed more than ``MAX_RATIO`` times (spreadsheets
@@ -14,21 +22,23 @@ unpack at most: it stops at the declared size and then fails the CRC):
   ``MAX_SHEET_BYTES``, the shared strings ``MAX_SHARED_STRINGS_BYTES``, any other part
   ``MAX_PART_BYTES``;
 
-then streaming every XML part through defusedxml (no entity declarations, so nothing can expand;
-in the worksheets, shared strings and the parts that locate them no DTD at all; no tree is built,
-so the scan itself keeps nothing):
+then, streaming through defusedxml or expat (no entity declarations anywhere, so nothing can
+expand; in the parts that are read no DTD at all):
 
-* the first worksheet (the one imported): a declared ``<dimension>`` within the rows and columns
-  the importer accepts (refused as soon as it is read), no more rows than that, no row with more
-  cells or a cell further right, no cell text longer than Excel allows (``MAX_TEXT_CHARS``),
-  bounded elements per row and outside the rows;
-* every other worksheet: what openpyxl keeps while it sizes it (``MAX_SIZING_ELEMENTS``);
+* the content types, the workbook part and its relationships (parsed by the guard to find the
+  sheets): at most ``MAX_PART_ELEMENTS`` elements each, no text longer than ``MAX_TEXT_CHARS``;
+* the first worksheet (the one imported and copied): a declared ``<dimension>`` within the rows
+  and columns the importer accepts (refused as soon as it is read), no more rows than that, no row
+  with more cells or a cell further right, no cell text longer than Excel allows
+  (``MAX_TEXT_CHARS``), bounded elements per row and outside the rows (``MAX_OTHER_ELEMENTS``:
+  dropped from the copy, but the guard still streams them);
 * the shared strings: at most ``MAX_SHARED_STRINGS``, none longer than ``MAX_TEXT_CHARS``;
-* any other XML part (styles, properties, relationships...): at most ``MAX_PART_ELEMENTS``
-  elements, no text longer than ``MAX_TEXT_CHARS``.
+* every other XML part (other sheets, styles, properties, pictures...): well-formed and without
+  entity declarations (an SVG picture may name its DTD), checked by expat alone, without a Python
+  call per element, since nothing reads them afterwards.
 
-The worksheets and the shared strings are found the way openpyxl finds them (content types, the
-workbook part and its relationships).
+The first worksheet and the shared strings are found the way openpyxl finds them (content types,
+the workbook part and its relationships).
 """
 from __future__ import annotations
 
@@ -37,7 +47,8 @@ import posixpath
 import re
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from xml.parsers import expat
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
@@ -53,23 +64,32 @@ MAX_PARTS = 500
 MAX_TOTAL_BYTES = 64 * MB
 MAX_SHEET_BYTES = 32 * MB  # openpyxl streams worksheets; 10,000 rows of 7 columns are about 4 MB
 MAX_SHARED_STRINGS_BYTES = 16 * MB  # loaded whole
-MAX_PART_BYTES = 4 * MB  # styles, workbook, relationships...: parsed whole into objects
+MAX_PART_BYTES = 4 * MB  # styles, workbook, relationships...
 MAX_RATIO = 100
 RATIO_FLOOR = 1 * MB  # a smaller part cannot hurt, whatever its ratio
 MAX_SHARED_STRINGS = 100_000
 MAX_TEXT_CHARS = 32_767  # Excel's own limit for the text of a cell
 MAX_ELEMENTS_PER_CELL = 20  # rich text: a run is a few elements
 MAX_ELEMENTS_PER_STRING = 200
-MAX_PART_ELEMENTS = 200_000  # 64,000 cell formats (Excel's limit) are about as many
-MAX_OTHER_ELEMENTS = 50_000  # a sheet's formats, merged cells, links... outside its rows
-MAX_SIZING_ELEMENTS = 200_000  # what openpyxl may keep while it sizes another worksheet
+MAX_PART_ELEMENTS = 20_000  # content types, workbook, relationships: a few hundred in real files
+MAX_OTHER_ELEMENTS = 50_000  # outside the rows (formats, merged cells, links...): streamed, never copied
 READ_CHUNK = 64 * 1024
+FLUSH_CHARS = 256 * 1024
 
 _WORKBOOK_TYPES = (XLTM, XLTX, XLSM, XLSX)  # openpyxl's order
-_DIMENSION = f"{{{SHEET_MAIN_NS}}}dimension"
-_SHEET_DATA = f"{{{SHEET_MAIN_NS}}}sheetData"
+_ROW = f"{{{SHEET_MAIN_NS}}}row"
+_VALUE = f"{{{SHEET_MAIN_NS}}}v"
+_INLINE = f"{{{SHEET_MAIN_NS}}}is"
+_STRING = f"{{{SHEET_MAIN_NS}}}si"
 _REFERENCE = re.compile(r"\$?([A-Za-z]*)\$?([0-9]*)")
-_REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_REL_ID = f"{{{_REL_NS}}}id"
+
+# The rebuilt workbook.
+_SHEET_PART = "xl/worksheets/sheet1.xml"
+_STRINGS_PART = "xl/sharedStrings.xml"
+_WORKSHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+_PACKAGE_RELS_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
 
 
 class WorkbookRefused(ValueError):
@@ -123,19 +143,24 @@ def _too_much_besides_cells(reason: str) -> WorkbookRefused:
     return WorkbookRefused(_("The sheet holds too much besides its cells (formatting, merged cells, links). Please copy the cells into a new workbook and upload that."), reason)
 
 
-def check(data: bytes, *, max_rows: int, max_columns: int) -> None:
-    """Raises WorkbookRefused unless openpyxl can read ``data`` within the limits above; the first
-    worksheet may have ``max_rows`` rows (header included) and ``max_columns`` columns."""
+def check(data: bytes, *, max_rows: int, max_columns: int, max_chars: int | None = None) -> bytes:
+    """Raises WorkbookRefused unless ``data`` is within the limits above; the first worksheet may
+    have ``max_rows`` rows (header included) and ``max_columns`` columns. Returns the minimal
+    workbook (XLSX bytes) that openpyxl may read instead of ``data``: the first worksheet's cells
+    and the shared strings, texts cut to ``max_chars + 1`` characters when ``max_chars`` is given."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
         raise _unreadable(f"zip: {exc}") from exc
-    with archive:
+    keep = None if max_chars is None else max_chars + 1
+    out = io.BytesIO()
+    with archive, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as copy:
         infos = archive.infolist()
         _check_sizes(infos)
         layout = _layout(archive)
+        sheet = layout.sheets[0]
         for info in infos:
-            if info.filename in layout.sheets:
+            if info.filename == sheet:
                 limit = MAX_SHEET_BYTES
             elif info.filename == layout.shared_strings:
                 limit = MAX_SHARED_STRINGS_BYTES
@@ -144,13 +169,80 @@ def check(data: bytes, *, max_rows: int, max_columns: int) -> None:
             if info.file_size > limit:
                 raise _unpacks_to(limit, f"{info.filename}: {info.file_size} bytes")
         if layout.shared_strings:
-            _scan(archive, layout.shared_strings, _SharedStrings())
-        for position, name in enumerate(layout.sheets):
-            _scan(archive, name, _FirstSheet(max_rows, max_columns) if position == 0 else _OtherSheet())
-        for name in sorted(set(archive.namelist()) - set(layout.sheets) - {layout.shared_strings} - layout.scanned):
+            with _Writer(copy, _STRINGS_PART) as writer:
+                writer.write(f'<sst xmlns="{SHEET_MAIN_NS}">')
+                _scan(archive, layout.shared_strings, _SharedStrings(writer, keep))
+                writer.write("</sst>")
+        with _Writer(copy, _SHEET_PART) as writer:
+            writer.write(f'<worksheet xmlns="{SHEET_MAIN_NS}"><sheetData>')
+            _scan(archive, sheet, _FirstSheet(max_rows, max_columns, writer, keep))
+            writer.write("</sheetData></worksheet>")
+        read = {sheet, layout.shared_strings} | layout.scanned
+        for name in sorted(set(archive.namelist()) - read):
             if _looks_like_xml(archive, name):  # pictures are not
-                # An SVG picture may name its DTD; entities are refused all the same.
-                _scan(archive, name, _Part(), forbid_dtd=False)
+                _check_xml(archive, name)
+        _write_package(copy, bool(layout.shared_strings))
+    return out.getvalue()
+
+
+def _write_package(copy: zipfile.ZipFile, shared_strings: bool) -> None:
+    strings_type = f'<Override PartName="/{_STRINGS_PART}" ContentType="{SHARED_STRINGS}"/>' if shared_strings else ""
+    copy.writestr(ARC_CONTENT_TYPES, (
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        f'<Override PartName="/{ARC_WORKBOOK}" ContentType="{XLSX}"/>'
+        f'<Override PartName="/{_SHEET_PART}" ContentType="{_WORKSHEET_TYPE}"/>'
+        f'{strings_type}</Types>'))
+    copy.writestr("_rels/.rels", (
+        f'<Relationships xmlns="{_PACKAGE_RELS_NS}">'
+        f'<Relationship Id="rId1" Type="{_REL_NS}/officeDocument" Target="{ARC_WORKBOOK}"/>'
+        '</Relationships>'))
+    copy.writestr(ARC_WORKBOOK, (
+        f'<workbook xmlns="{SHEET_MAIN_NS}" xmlns:r="{_REL_NS}">'
+        '<sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>'))
+    strings_rel = (f'<Relationship Id="rId2" Type="{_REL_NS}/sharedStrings" Target="sharedStrings.xml"/>'
+                   if shared_strings else "")
+    copy.writestr("xl/_rels/workbook.xml.rels", (
+        f'<Relationships xmlns="{_PACKAGE_RELS_NS}">'
+        f'<Relationship Id="rId1" Type="{_REL_NS}/worksheet" Target="worksheets/sheet1.xml"/>'
+        f'{strings_rel}</Relationships>'))
+
+
+class _Writer:
+    """One part of the rebuilt workbook, written as UTF-8 in chunks while the original is scanned."""
+
+    def __init__(self, copy: zipfile.ZipFile, name: str):
+        self.stream = copy.open(name, "w")
+        self.pieces: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> None:
+        self.pieces.append(text)
+        self.size += len(text)
+        if self.size > FLUSH_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        self.stream.write("".join(self.pieces).encode("utf-8"))
+        self.pieces, self.size = [], 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if exc_info[0] is None:
+            self.flush()
+        self.stream.close()
+        return False
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+
+
+def _attribute(text: str) -> str:
+    return (_escape(text).replace('"', "&quot;").replace("\n", "&#10;").replace("\t", "&#9;"))
 
 
 def _looks_like_xml(archive: zipfile.ZipFile, name: str) -> bool:
@@ -268,14 +360,12 @@ def _layout(archive: zipfile.ZipFile) -> _Layout:
             sheets.append(target)
     if not sheets:
         raise _unreadable("no worksheet")
+    if sheets[0] in scanned or sheets[0] == shared_strings:  # a part the workbook reads as something else
+        raise _unreadable(f"worksheet {sheets[0]} is also another part")
     return _Layout(sheets, shared_strings, scanned)
 
 
 # -- streaming the XML -------------------------------------------------------------------------------------
-
-class _Stop(Exception):
-    """Seen enough."""
-
 
 def _scan(archive: zipfile.ZipFile, name: str, target, forbid_dtd: bool = True) -> None:
     parser = DefusedXMLParser(target=target, forbid_dtd=forbid_dtd)  # entities are always forbidden
@@ -284,14 +374,39 @@ def _scan(archive: zipfile.ZipFile, name: str, target, forbid_dtd: bool = True) 
             while chunk := stream.read(READ_CHUNK):
                 parser.feed(chunk)
         parser.close()
-    except _Stop:
-        pass
     except WorkbookRefused as exc:
         exc.reason = f"{name}: {exc.reason}"
         raise
     except DefusedXmlException as exc:
         raise WorkbookRefused(declarations_message(), f"{name}: {exc!r}") from exc
     except SyntaxError as exc:
+        raise WorkbookRefused(damaged_message(), f"{name}: {exc}") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
+        raise _unreadable(f"{name}: {exc}") from exc
+
+
+class _Declared(Exception):
+    pass
+
+
+def _declared(*_args):
+    raise _Declared
+
+
+def _check_xml(archive: zipfile.ZipFile, name: str) -> None:
+    """A part nothing reads: well-formed and without entity declarations (expat alone, no Python
+    call per element, so any size up to the limits is quick). A DTD may be named (SVG pictures)."""
+    parser = expat.ParserCreate()
+    parser.EntityDeclHandler = parser.UnparsedEntityDeclHandler = _declared
+    parser.ExternalEntityRefHandler = _declared
+    try:
+        with archive.open(name) as stream:
+            while chunk := stream.read(READ_CHUNK):
+                parser.Parse(chunk, False)
+        parser.Parse(b"", True)
+    except _Declared as exc:
+        raise WorkbookRefused(declarations_message(), f"{name}: entity declaration") from exc
+    except expat.ExpatError as exc:
         raise WorkbookRefused(damaged_message(), f"{name}: {exc}") from exc
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as exc:
         raise _unreadable(f"{name}: {exc}") from exc
@@ -323,7 +438,7 @@ def _row_number(text: str) -> int:
 
 
 class _Part:
-    """Any other XML part: openpyxl parses the ones it reads whole, into a tree and objects."""
+    """A part the guard parses into a tree (content types, workbook, relationships)."""
 
     def __init__(self):
         self.elements = self.text = 0
@@ -346,13 +461,60 @@ class _Part:
         return None
 
 
-class _FirstSheet(_Part):
-    """The worksheet that is imported: openpyxl streams it, but keeps a row's cells until the row
-    ends and the elements outside the rows until the sheet ends."""
+@dataclass
+class _Text:
+    """What openpyxl's ``Text.from_tree(node).content`` makes of an <si> or <is>: the text of its
+    last <t> child, then that of the last <t> of each <r> child (<rPh> and the rest ignored)."""
+    plain: list[str] = field(default_factory=list)
+    runs: list[list[str]] = field(default_factory=list)
 
-    def __init__(self, max_rows: int, max_columns: int):
+    def content(self, keep: int | None) -> str:
+        text = "".join(self.plain) + "".join("".join(run) for run in self.runs)
+        return text if keep is None else text[:keep]
+
+
+class _TextCopy:
+    """Follows the elements of an <si> or <is> (depth 1 is the element itself) and collects, as
+    ElementTree's ``.text``, only the text before an element's first child."""
+
+    def __init__(self):
+        self.text = _Text()
+        self.collect: list[str] | None = None
+        self.collect_depth = 0
+        self.child: str | None = None  # the local name of the current child (depth 2)
+
+    def start(self, name: str, depth: int) -> None:
+        self.collect = None  # a child: the text after it is a tail, not .text
+        if depth == 2:
+            self.child = name
+            if name == "t":
+                self.text.plain = self.collect = []
+                self.collect_depth = 2
+            elif name == "r":
+                self.text.runs.append([])
+        elif depth == 3 and self.child == "r" and name == "t":
+            self.text.runs[-1] = self.collect = []
+            self.collect_depth = 3
+
+    def end(self, depth: int) -> None:
+        if depth == self.collect_depth:
+            self.collect = None
+        if depth == 2:
+            self.child = None
+
+    def data(self, text: str) -> None:
+        if self.collect is not None:
+            self.collect.append(text)
+
+
+class _FirstSheet(_Part):
+    """The worksheet that is imported: bounded as openpyxl would read it (it keeps a row's cells
+    until the row ends), and copied into the rebuilt workbook as rows of cells with values."""
+
+    def __init__(self, max_rows: int, max_columns: int, writer: _Writer, keep: int | None):
         super().__init__()
         self.max_rows, self.max_columns = max_rows, max_columns
+        self.writer, self.keep = writer, keep
         self.max_elements = max_rows * max_columns * 4  # a cell is <c>, <v> or <is><t>, seldom more
         self.max_row_elements = max_columns * MAX_ELEMENTS_PER_CELL
         self.rows = self.open_rows = 0
@@ -361,8 +523,16 @@ class _FirstSheet(_Part):
         self.cell_depth = 0  # inside a cell: its whole text counts, rich text is several runs
         self.names: dict[str, str] = {}
         self.known_columns = {get_column_letter(n) for n in range(1, max_columns + 1)}
+        # The copy: openpyxl takes every {main}row element, and every child of it for a cell.
+        self.depth = 0
+        self.row_depth = 0  # 0: outside a copied row
+        self.cell: dict | None = None  # attributes kept, then the value found
+        self.value: list[str] | None = None  # collecting the first <v>'s text
+        self.inline: _TextCopy | None = None  # inside the first <is>
+        self.inline_depth = 0
 
     def start(self, tag, attrib):
+        self._copy_start(tag, attrib)
         name = self.names.get(tag)
         if name is None:
             name = self.names[tag] = _local(tag)
@@ -410,6 +580,7 @@ class _FirstSheet(_Part):
             raise TooManyRows(None, f"dimension {ref[:40]}")
 
     def end(self, tag):
+        self._copy_end()
         if self.parents and self.parents.pop() == "row":
             self.open_rows -= 1
         if self.cell_depth:
@@ -417,49 +588,108 @@ class _FirstSheet(_Part):
         if not self.cell_depth:
             self.text = 0
 
+    def data(self, text):
+        super().data(text)
+        if self.value is not None:
+            self.value.append(text)
+        elif self.inline is not None:
+            self.inline.data(text)
 
-class _OtherSheet(_Part):
-    """Another worksheet: openpyxl only sizes it, reading up to the end of its first <dimension>
-    (or of <sheetData>) and keeping every element it passed."""
+    # -- the copy: what openpyxl's WorkSheetParser.parse_row / parse_cell read with data_only=True
 
-    def start(self, tag, attrib):
-        self.elements += 1
-        self.text = 0
-        if self.elements > MAX_SIZING_ELEMENTS:
-            raise WorkbookRefused(_("Another sheet of the workbook is too large to check. Please keep only the sheet with the organisations and upload it again."),
-                                  f"more than {MAX_SIZING_ELEMENTS} elements before the dimension")
+    def _copy_start(self, tag, attrib):
+        self.depth += 1
+        depth = self.depth
+        self.value = None  # the text of <v> stops at its first child, as ElementTree's .text
+        if not self.row_depth:
+            if tag == _ROW:
+                self.row_depth = depth
+                row = attrib.get("r")
+                self.writer.write("<row>" if row is None else f'<row r="{_attribute(row)}">')
+            return
+        if depth == self.row_depth + 1:  # a cell, whatever its name
+            self.cell = {"r": attrib.get("r"), "t": attrib.get("t", "n"), "v": None, "is": None}
+        elif self.cell is not None and depth == self.row_depth + 2:
+            if self.cell["t"] == "inlineStr":
+                if tag == _INLINE and self.cell["is"] is None:
+                    self.inline = _TextCopy()
+                    self.cell["is"] = self.inline.text
+                    self.inline_depth = depth
+            elif tag == _VALUE and self.cell["v"] is None:
+                self.cell["v"] = self.value = []
+        elif self.inline is not None:
+            self.inline.start(_local(tag), depth - self.inline_depth + 1)
 
-    def end(self, tag):
-        if tag in (_DIMENSION, _SHEET_DATA):  # exactly what openpyxl looks for
-            raise _Stop
-        self.text = 0
+    def _copy_end(self):
+        depth = self.depth
+        self.depth -= 1
+        self.value = None
+        if not self.row_depth:
+            return
+        if self.inline is not None:
+            if depth == self.inline_depth:
+                self.inline = None
+            else:
+                self.inline.end(depth - self.inline_depth + 1)
+        if depth == self.row_depth + 1 and self.cell is not None:
+            self._write_cell(self.cell)
+            self.cell = None
+        elif depth == self.row_depth:
+            self.writer.write("</row>")
+            self.row_depth = 0
+
+    def _write_cell(self, cell: dict) -> None:
+        attributes = "" if cell["r"] is None else f' r="{_attribute(cell["r"])}"'
+        kind = cell["t"]
+        if kind == "inlineStr":
+            if cell["is"] is None:
+                self.writer.write(f'<c{attributes} t="inlineStr"/>')
+            else:
+                text = _escape(cell["is"].content(self.keep))
+                self.writer.write(f'<c{attributes} t="inlineStr"><is><t xml:space="preserve">{text}</t></is></c>')
+            return
+        attributes += f' t="{_attribute(kind)}"'
+        value = "".join(cell["v"]) if cell["v"] is not None else ""
+        if not value:  # openpyxl: findtext(...) or None
+            self.writer.write(f"<c{attributes}/>")
+            return
+        if kind == "str" and self.keep is not None:  # a formula's text
+            value = value[:self.keep]
+        self.writer.write(f"<c{attributes}><v>{_escape(value)}</v></c>")
 
 
 class _SharedStrings(_Part):
-    """openpyxl keeps every string, and every element that is not one until the table ends."""
+    """openpyxl keeps every string, and every element that is not one until the table ends; the
+    copy keeps each string's text, flattened, in the same order."""
 
-    def __init__(self):
+    def __init__(self, writer: _Writer, keep: int | None):
         super().__init__()
+        self.writer, self.keep = writer, keep
         self.strings = self.outside = 0
         self.depth = 0  # inside <si>
         self.string_elements = 0
+        self.copy: _TextCopy | None = None
 
     def start(self, tag, attrib):
         self.elements += 1
         if self.elements > MAX_SHARED_STRINGS * 5:
             raise _too_much_text(f"more than {MAX_SHARED_STRINGS * 5} elements")
         if self.depth:
+            if tag == _STRING:
+                raise _unreadable("a string inside a string")
             self.depth += 1
             self.string_elements += 1
             if self.string_elements > MAX_ELEMENTS_PER_STRING:
                 raise _too_much_text(f"more than {MAX_ELEMENTS_PER_STRING} elements in a string")
+            self.copy.start(_local(tag), self.depth)
             return
         self.text = 0
-        if _local(tag) == "si":
+        if tag == _STRING:  # what openpyxl's read_string_table takes
             self.strings += 1
             if self.strings > MAX_SHARED_STRINGS:
                 raise _too_much_text(f"more than {MAX_SHARED_STRINGS} shared strings")
             self.depth, self.string_elements = 1, 0
+            self.copy = _TextCopy()
         else:
             self.outside += 1
             if self.outside > MAX_OTHER_ELEMENTS:
@@ -467,6 +697,17 @@ class _SharedStrings(_Part):
 
     def end(self, tag):
         if self.depth:
+            if self.depth == 1:
+                text = _escape(self.copy.text.content(self.keep))
+                self.writer.write(f'<si><t xml:space="preserve">{text}</t></si>')
+                self.copy = None
+            else:
+                self.copy.end(self.depth)
             self.depth -= 1
         if not self.depth:
             self.text = 0
+
+    def data(self, text):
+        super().data(text)
+        if self.copy is not None:
+            self.copy.data(text)
