@@ -83,6 +83,14 @@ def test_attendance_and_no_show_rates(scene):
     assert a.attendance_rate == pytest.approx(2 / 3) and a.no_show_rate == pytest.approx(1 / 3)
 
 
+def test_unsettled_confirmed_groups_of_an_ended_slot_count_as_no_shows_before_settlement(scene, frozen_now):
+    from datetime import datetime, timezone
+
+    frozen_now.set(datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc))  # s3 (30 Nov, morning) is over
+    a = stats_module.compute(_filters()).attendance
+    assert (a.attended, a.no_show, a.awaiting) == (2, 2, 1)  # its confirmed group did not come; pending waits
+
+
 def test_weekly_trend_by_monday_of_the_slot_week(scene):
     weeks = {r.week_start.isoformat(): (r.bookings, r.participants)
              for r in stats_module.compute(_filters()).weeks}

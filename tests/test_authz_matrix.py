@@ -98,6 +98,7 @@ ROUTES: dict[tuple[str, str], Entry] = {
     # -- public pages ------------------------------------------------------------------------
     ("GET", "/"): everyone(OK),
     ("GET", "/robots.txt"): everyone(OK),
+    ("GET", "/favicon.ico"): everyone(DONE),  # to /static/favicon.svg
     ("GET", "/healthz"): everyone(OK),
     ("GET", "/packages/<int:package_id>"): everyone(OK),
     ("GET", "/slots/<int:slot_id>"): everyone(OK),

@@ -989,3 +989,16 @@ def test_secretary_raising_a_confirmed_booking_at_an_approval_station_is_told_it
     assert [n.kind for n in host_inbox] == ["headcount_raised"]
     fragment = client.post(f"/bookings/{booking.id}/headcount", data={"headcount": "9"}, headers=HX)
     assert_fragment(fragment, "人数已修改")
+
+
+@pytest.mark.parametrize("phone, dial", [("021-64001234", "02164001234"), ("021-64001234-801", "02164001234,801"),
+                                         ("13912345678", "13912345678")])
+def test_station_phone_is_a_tap_to_call_link_on_slot_package_and_booking_pages(scene, client_as, phone, dial):
+    scene.station.phone = phone
+    db.session.commit()
+    booking = f.create_booking(slot=scene.slot, organisation=scene.secretary.organisation)
+    link = f'<a class="phone" href="tel:{dial}">{phone}</a>'
+    client = client_as(scene.secretary)
+    for path in (f"/slots/{scene.slot.id}", f"/packages/{scene.package.id}", f"/bookings/{booking.id}"):
+        assert link in client.get(path).get_data(as_text=True), path
+    assert link in client_as(None).get(f"/slots/{scene.slot.id}").get_data(as_text=True)

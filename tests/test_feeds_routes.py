@@ -58,8 +58,9 @@ def test_calendar_page_secretary_full_page_shows_absolute_feed_url_webcal_copy_q
     assert f'href="webcal://localhost{path_of(url)}"' in html
     assert f'data-copy="{url}"' in html
     assert "<svg" in html and 'class="qr"' in html
-    for words in ("iPhone", "Outlook", "Google"):
+    for words in ("iPhone", "Outlook", "ICSx⁵", "Thunderbird"):
         assert words in html
+    assert "Google" not in html  # out of reach in mainland China: no advice to use it
     assert "日历订阅" in html
 
 
@@ -70,6 +71,42 @@ def test_calendar_page_secretary_htmx_fragment(client, login, secretary_with_boo
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in html
     assert 'id="feeds"' in html and len(feed_urls(html)) == 1
+
+
+def _assert_copy_field_and_webcal_qr(html: str, url: str) -> None:
+    from blueprints.feeds.routes import _qr_svg
+
+    webcal = "webcal://localhost" + path_of(url)
+    # The field to copy from without JavaScript: read-only, all selected on focus, with its hint.
+    assert re.search(r'<input class="feed-url"[^>]*readonly[^>]*data-feed-url="' + re.escape(url) + '"[^>]*data-select-on-focus', html)
+    assert "长按或全选复制" in html and 'data-copy-failed="请长按地址手动复制"' in html
+    # The QR code holds the webcal:// address (a camera opens a subscription), and says so.
+    assert _qr_svg(webcal) in html and f"<title>{webcal}</title>" in html
+    assert _qr_svg(url) not in html
+    assert "用手机相机扫码订阅" in html and "询问是否订阅" in html
+
+
+def test_calendar_page_full_page_qr_is_webcal_and_instructions_fit_mainland_china(client, login, secretary_with_booking):
+    secretary, _booking = secretary_with_booking
+    login(secretary)
+    html = client.get("/account/calendar").get_data(as_text=True)
+    [url] = feed_urls(html)
+    _assert_copy_field_and_webcal_qr(html, url)
+    help_text = html[html.index('class="panel feed-help"'):]
+    assert help_text.index("iPhone") < help_text.index("ICSx⁵") < help_text.index("Outlook")
+    assert "小米" in help_text and "日程导入" in help_text
+    for words in ("Thunderbird", "新建日历订阅", "从 Web 订阅"):
+        assert words in help_text
+
+
+def test_calendar_page_htmx_fragment_has_the_same_copy_field_and_webcal_qr(client, login, secretary_with_booking,
+                                                                        htmx_headers):
+    secretary, _booking = secretary_with_booking
+    login(secretary)
+    html = client.get("/account/calendar", headers=htmx_headers).get_data(as_text=True)
+    assert "<html" not in html
+    [url] = feed_urls(html)
+    _assert_copy_field_and_webcal_qr(html, url)
 
 
 def test_calendar_page_host_gets_station_and_public_feed_per_station(client, login):

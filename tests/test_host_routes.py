@@ -315,3 +315,36 @@ def test_host_capacity_not_a_number_gets_one_clear_message_and_nothing_changes(c
     assert "不是有效的整数" in html and "之间" not in html  # the parse error alone, not the range too
     db.session.refresh(slot)
     assert slot.capacity == 30
+
+
+def test_roster_totals_confirmed_pending_waitlisted_full_page_and_fragment(client, login, scene):
+    _station, host, _package, slot = scene
+    f.create_booking(slot=slot, headcount=8)
+    f.create_booking(slot=slot, headcount=6, status=BookingStatus.ATTENDED, attended_headcount=5)
+    f.create_booking(slot=slot, headcount=4, status=BookingStatus.PENDING)
+    f.create_booking(slot=slot, headcount=7, status=BookingStatus.WAITLISTED)
+    f.create_booking(slot=slot, headcount=9, status=BookingStatus.CANCELLED)
+    login(host)
+    for headers in ({}, {"HX-Request": "true"}):
+        html = client.get(f"/host/slots/{slot.id}/roster", headers=headers).get_data(as_text=True)
+        assert ("<html" in html) is not bool(headers)
+        totals = html[html.index('id="roster-totals"'):html.index('id="roster"')]
+        assert "已确认" in totals and "14 人 · 2 组" in totals and "共 20 个名额" in totals
+        assert "待审核" in totals and "4 人 · 1 组" in totals
+        assert "候补" in totals and "7 人 · 1 组" in totals
+        assert "5 人" in totals  # checked in
+        assert "9 人" not in totals  # a cancelled booking counts nowhere
+
+
+def test_roster_totals_counts_from_the_loaded_bookings_without_a_query(app_ctx, scene, count_queries):
+    from blueprints.host import services
+
+    slot = scene[3]
+    f.create_booking(slot=slot, headcount=5, status=BookingStatus.NO_SHOW)
+    f.create_booking(slot=slot, headcount=3, status=BookingStatus.DECLINED)
+    bookings = services.roster(slot)
+    with count_queries() as counter:
+        totals = services.roster_totals(bookings)
+    assert counter.count == 0
+    assert (totals.confirmed.groups, totals.confirmed.people) == (1, 5)
+    assert totals.pending.groups == totals.waitlisted.groups == totals.came == 0

@@ -178,6 +178,7 @@ def compute(filters: StatsFilters, *, with_coverage: bool = True) -> Stats:
     counted = Booking.status.in_(COUNTED_STATUSES)
     attended = Booking.status == BookingStatus.ATTENDED
     attended_people = sa.func.coalesce(Booking.attended_headcount, Booking.headcount)
+    now = clock.now()
     slot_conditions = _slot_conditions(filters)
     if filters.subdistrict:
         slot_conditions.append(Station.subdistrict == filters.subdistrict)
@@ -189,8 +190,10 @@ def compute(filters: StatsFilters, *, with_coverage: bool = True) -> Stats:
             _count_if(counted, Booking.headcount).label("participants"),
             _count_if(attended).label("attended"),
             _count_if(attended, attended_people).label("attended_people"),
-            _count_if(Booking.status == BookingStatus.NO_SHOW).label("no_show"),
-            _count_if(Booking.status.in_((BookingStatus.PENDING, BookingStatus.CONFIRMED))).label("awaiting"),
+            # Counted as they stand now: an ended slot's unsettled confirmed groups did not come.
+            _count_if(Booking.no_show_at(Slot.ends_at, now)).label("no_show"),
+            _count_if(sa.or_(Booking.status == BookingStatus.PENDING, sa.and_(
+                Booking.status == BookingStatus.CONFIRMED, Slot.ends_at > now))).label("awaiting"),
         )
         .join(Slot, Slot.id == Booking.slot_id)
         .join(Package, Package.id == Slot.package_id)

@@ -6,7 +6,7 @@ from typing import Iterable
 
 import sqlalchemy as sa
 
-from blueprints.catalog.models import Slot
+from blueprints.catalog.models import Package, Slot
 from blueprints.core.extensions import db
 
 from .models import HOLDING_STATUSES, Booking
@@ -38,6 +38,20 @@ def remaining_places_expr():
     )
 
 
+def fits_a_group(remaining: int, min_group: int) -> bool:
+    """The rule: a slot takes a booking only while its places left hold the package's smallest
+    group. With fewer (say 1 place left for groups of 5) it reads and behaves as full; the SQL
+    twin is :func:`fits_a_group_expr`."""
+    return remaining > 0 and remaining >= min_group
+
+
+def fits_a_group_expr(min_group_column=Package.min_group_size):
+    """:func:`fits_a_group` as a SQL condition over ``slots`` (and the package's smallest group):
+    the menu's "only with places left" filter."""
+    remaining = remaining_places_expr()
+    return sa.and_(remaining > 0, remaining >= min_group_column)
+
+
 @dataclass(frozen=True)
 class Availability:
     capacity: int
@@ -55,6 +69,10 @@ class Availability:
         if self.groups_full:
             return 0
         return max(self.capacity - self.held, 0)
+
+    def fits_group(self, min_group: int) -> bool:
+        """Whether a group of the package's smallest size still fits (see :func:`fits_a_group`)."""
+        return fits_a_group(self.remaining, min_group)
 
 
 def availability_for(slot_ids: Iterable[int]) -> dict[int, Availability]:

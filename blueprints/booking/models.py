@@ -7,7 +7,7 @@ from typing import Optional
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from blueprints.core.db import UTCDateTime, utcnow_default
 from blueprints.core.extensions import db
@@ -104,6 +104,12 @@ class Booking(TimestampMixin, db.Model):
             return BookingStatus.NO_SHOW
         return self.status
 
+    @classmethod
+    def no_show_at(cls, slot_ends_at, moment):
+        """SQL for ``status_at(moment) is NO_SHOW``, given the query's column of the slot's end."""
+        return sa.or_(cls.status == BookingStatus.NO_SHOW,
+                      sa.and_(cls.status == BookingStatus.CONFIRMED, slot_ends_at <= moment))
+
     def __repr__(self) -> str:
         return f"<Booking {self.id} slot={self.slot_id} org={self.organisation_id} {self.status.value}>"
 
@@ -139,6 +145,44 @@ class BookingEvent(db.Model):
         sa.Index("ix_booking_events_action_at", "action", "at"),
         sa.Index("ix_booking_events_to_status_at", "to_status", "at"),
     )
+
+    @validates("action")
+    def _known_action(self, _key, action: str) -> str:
+        # Every page shows the action through BOOKING_EVENT_ACTIONS: an unlabelled key would show raw.
+        if action not in BOOKING_EVENT_ACTIONS:
+            raise ValueError(f"booking event action {action!r} has no label in BOOKING_EVENT_ACTIONS")
+        return action
+
+    @property
+    def label(self) -> str:
+        return booking_action_label(self.action)
+
+    @property
+    def detail_text(self) -> str:
+        if self.action == "slot_changed":  # the slot's own "time a–b → c–d"
+            from blueprints.catalog.models import slot_event_detail
+
+            return slot_event_detail("edited", self.detail or "")
+        return self.detail or ""
+
+
+# What a booking event's action is called on every page that shows it (booking page, audit trail).
+BOOKING_EVENT_ACTIONS = {
+    "created": _l("Booked"),
+    "headcount_changed": _l("Changed the number of people"),
+    "cancelled": _l("Cancelled the booking"),
+    "approved": _l("Approved"),
+    "declined": _l("Declined"),
+    "checked_in": _l("Checked in"),
+    "no_show": _l("Marked as no-show"),
+    "promoted": _l("Moved up from the waitlist"),
+    "slot_changed": _l("Slot changed by the station"),
+    "slot_cancelled": _l("Slot cancelled by the station"),
+}
+
+
+def booking_action_label(action: str) -> str:
+    return str(BOOKING_EVENT_ACTIONS.get(action, action))
 
 
 class Notification(db.Model):

@@ -259,6 +259,12 @@ def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bo
     elif places.groups_full:
         _refuse(_("This slot has no room for another group. You can join the waitlist."),
                 waitlist_possible=True)
+    elif places.remaining > 0 and not places.fits_group(slot.package.min_group_size):
+        # Fewer people would not help: nobody may book fewer than the smallest group.
+        _refuse(_("Only %(remaining)s places are left, fewer than the smallest group of %(min)s people: "
+                  "this slot cannot be booked, but you can join the waitlist.",
+                  remaining=places.remaining, min=slot.package.min_group_size),
+                waitlist_possible=True)
     else:
         _refuse(_("Only %(remaining)s places are left. Book fewer people or join the waitlist.",
                   remaining=places.remaining), "headcount", waitlist_possible=True)

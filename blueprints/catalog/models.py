@@ -7,7 +7,7 @@ from typing import Optional
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from blueprints.accounts.models import station_hosts
 from blueprints.core.db import UTCDateTime, utcnow_default
@@ -200,3 +200,72 @@ class SlotEvent(db.Model):
 
     # The audit trail (/admin/audit) filters by action, newest first.
     __table_args__ = (sa.Index("ix_slot_events_action_at", "action", "at"),)
+
+    @validates("action")
+    def _known_action(self, _key, action: str) -> str:
+        # Every page shows the action through SLOT_EVENT_ACTIONS: an unlabelled key would show raw.
+        if action not in SLOT_EVENT_ACTIONS:
+            raise ValueError(f"slot event action {action!r} has no label in SLOT_EVENT_ACTIONS")
+        return action
+
+    @property
+    def label(self) -> str:
+        return slot_action_label(self.action)
+
+    @property
+    def detail_text(self) -> str:
+        return slot_event_detail(self.action, self.detail or "")
+
+
+# What a slot event's action is called on every page that shows it (host slot page, audit trail).
+SLOT_EVENT_ACTIONS = {
+    "created": _l("Created the slot"),
+    "edited": _l("Edited the slot"),
+    "capacity_changed": _l("Changed the capacity"),
+    "closed": _l("Closed booking"),
+    "reopened": _l("Reopened booking"),
+    "cancelled": _l("Cancelled the slot"),
+    "no_shows_marked": _l("Marked no-shows"),
+}
+
+# The parts of an "edited" event's detail ("time a–b → c–d; capacity 30 → 45; max_groups 2 → None; note").
+_EDITED_PARTS = {
+    "time": _l("Time"),
+    "capacity": _l("Capacity"),
+    "max_groups": _l("Group limit"),
+    "note": _l("Note"),
+}
+
+
+def slot_action_label(action: str) -> str:
+    return str(SLOT_EVENT_ACTIONS.get(action, action))
+
+
+def _moment_range(text: str) -> str:
+    from blueprints.core.templating import time_range
+
+    start, end = (datetime.fromisoformat(part) for part in text.split("–"))
+    return time_range(start, end)
+
+
+def slot_event_detail(action: str, detail: str) -> str:
+    """A slot event's detail as a reader sees it: the words of the edited fields translated,
+    times in Shanghai; what the host typed (a reason) as it is."""
+    if action == "created" and detail.startswith("series "):
+        return str(_l("part of a recurring series"))
+    if action != "edited" or not detail:
+        return detail
+    shown = []
+    for part in detail.split("; "):
+        key, _, change = part.partition(" ")
+        if key not in _EDITED_PARTS:
+            shown.append(part)
+            continue
+        if key == "time":
+            try:
+                change = " → ".join(_moment_range(side) for side in change.split(" → "))
+            except ValueError:
+                pass
+        change = change.replace("None", "—")
+        shown.append(f"{_EDITED_PARTS[key]} {change}".strip())
+    return "；".join(shown)

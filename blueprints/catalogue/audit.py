@@ -12,43 +12,23 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import joinedload
 
 from blueprints.accounts.models import Organisation, User
 from blueprints.admin.stats import local_bounds
-from blueprints.booking.models import Booking, BookingEvent, BookingStatus
-from blueprints.catalog.models import Slot, SlotEvent
+from blueprints.booking.models import BOOKING_EVENT_ACTIONS, Booking, BookingEvent, BookingStatus, booking_action_label
+from blueprints.catalog.models import SLOT_EVENT_ACTIONS, Slot, SlotEvent, slot_action_label
 from blueprints.core.extensions import db
 
 MAX_PAGE = 500  # deeper than this, narrow the filters instead
 
-BOOKING_ACTIONS = {
-    "created": _l("Booked"),
-    "headcount_changed": _l("Changed the number of people"),
-    "cancelled": _l("Cancelled the booking"),
-    "approved": _l("Approved"),
-    "declined": _l("Declined"),
-    "checked_in": _l("Checked in"),
-    "no_show": _l("Marked as no-show"),
-    "promoted": _l("Moved up from the waitlist"),
-    "slot_changed": _l("Slot changed by the station"),
-    "slot_cancelled": _l("Slot cancelled by the station"),
-}
-SLOT_ACTIONS = {
-    "created": _l("Created the slot"),
-    "edited": _l("Edited the slot"),
-    "capacity_changed": _l("Changed the capacity"),
-    "closed": _l("Closed booking"),
-    "reopened": _l("Reopened booking"),
-    "cancelled": _l("Cancelled the slot"),
-    "no_shows_marked": _l("Marked no-shows"),
-}
+# One mapping per kind of event, kept with the models and shared by every page that shows events.
+BOOKING_ACTIONS = BOOKING_EVENT_ACTIONS
+SLOT_ACTIONS = SLOT_EVENT_ACTIONS
 
 
 def action_label(kind: str, action: str) -> str:
-    labels = BOOKING_ACTIONS if kind == "booking" else SLOT_ACTIONS
-    return str(labels.get(action, action))
+    return booking_action_label(action) if kind == "booking" else slot_action_label(action)
 
 
 @dataclass(frozen=True)
@@ -205,10 +185,10 @@ def audit_page(f: AuditFilters, page: int, per_page: int) -> AuditPage:
                 kind="booking", id=e.id, at=e.at, actor=e.actor, action=e.action,
                 label=action_label("booking", e.action), slot=e.booking.slot, booking=e.booking,
                 from_status=e.from_status, to_status=e.to_status,
-                text=" · ".join(t for t in (e.reason, e.detail) if t)))
+                text=" · ".join(t for t in (e.reason, e.detail_text) if t)))
         else:
             e = slot_events[row.id]
             entries.append(AuditEntry(
                 kind="slot", id=e.id, at=e.at, actor=e.actor, action=e.action,
-                label=action_label("slot", e.action), slot=e.slot, text=e.detail))
+                label=action_label("slot", e.action), slot=e.slot, text=e.detail_text))
     return AuditPage(entries=entries, page=page, has_prev=page > 1, has_next=has_next and page < MAX_PAGE)

@@ -66,6 +66,12 @@ def set_language():
     return redirect(safe_next(request.form.get("next"), url_for("menu.index")))
 
 
+@bp.get("/favicon.ico")
+def favicon():
+    # Browsers and tools that ignore <link rel="icon"> still ask /favicon.ico: send them to the SVG.
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
+
+
 @bp.get("/robots.txt")
 def robots():
     # Check-ins (the path as served) and personal pages. Not /feeds/: Google Calendar's fetcher

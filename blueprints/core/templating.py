@@ -45,28 +45,42 @@ def iso_local(moment: datetime) -> str:
     return to_local(moment).isoformat()
 
 
-def places_badge(remaining: int, capacity: int, slot_id: int | None = None, live_url: str | None = None) -> Markup:
-    """The places-left badge (``data-remaining``); with ``live_url`` it refreshes itself."""
+def places_badge(remaining: int, capacity: int, slot_id: int | None = None, live_url: str | None = None,
+                 *, bookable: bool | None = None, min_group: int = 1) -> Markup:
+    """The places-left badge (``data-remaining``: places left; ``data-bookable``: whether a group
+    still fits); with ``live_url`` it refreshes itself.
+
+    ``bookable`` comes from ``Availability.fits_group(package.min_group_size)`` (the rule lives in
+    ``blueprints/booking/capacity.py``); a slot with places left but fewer than the smallest group
+    ``min_group`` reads as full."""
+    if bookable is None:
+        bookable = remaining > 0
     if slot_id is None and live_url is None:
-        return _static_badge(remaining, capacity, str(get_locale()))
+        return _static_badge(remaining, capacity, bookable, min_group, str(get_locale()))
     poll = current_app.config.get("PLACES_POLL_SECONDS", 15)
     live = (f' hx-get="{escape(live_url)}" hx-trigger="every {poll}s, booking-changed from:body"'
             ' hx-swap="outerHTML" data-poll-visible') if live_url else ""
     ident = f' id="places-{slot_id}"' if slot_id else ""
-    return _badge(remaining, capacity, ident, live)
+    return _badge(remaining, capacity, bookable, min_group, ident, live)
 
 
 @lru_cache(maxsize=8192)
-def _static_badge(remaining: int, capacity: int, locale: str) -> Markup:
+def _static_badge(remaining: int, capacity: int, bookable: bool, min_group: int, locale: str) -> Markup:
     # A menu page shows 80 of these; the same few figures recur on every page.
-    return _badge(remaining, capacity, "", "")
+    return _badge(remaining, capacity, bookable, min_group, "", "")
 
 
-def _badge(remaining: int, capacity: int, ident: str, live: str) -> Markup:
-    level = "full" if remaining <= 0 else ("low" if remaining * 5 <= capacity else "ok")
-    text = gettext("Full") if remaining <= 0 else gettext(
-        "%(remaining)s of %(capacity)s places left", remaining=remaining, capacity=capacity)
-    return Markup(f'<span class="places places-{level}"{ident} data-remaining="{remaining}"{live}>'
+def _badge(remaining: int, capacity: int, bookable: bool, min_group: int, ident: str, live: str) -> Markup:
+    if remaining <= 0:
+        level, text = "full", gettext("Full")
+    elif not bookable:
+        level, text = "full", gettext("Full: %(remaining)s left, fewer than a group of %(min)s",
+                                      remaining=remaining, min=min_group)
+    else:
+        level = "low" if remaining * 5 <= capacity else "ok"
+        text = gettext("%(remaining)s of %(capacity)s places left", remaining=remaining, capacity=capacity)
+    return Markup(f'<span class="places places-{level}"{ident} data-remaining="{remaining}"'
+                  f' data-bookable="{"true" if bookable and remaining > 0 else "false"}"{live}>'
                   f'{escape(text)}</span>')
 
 

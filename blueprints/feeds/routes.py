@@ -40,7 +40,7 @@ def _make_feed_addresses(app, user, **extra) -> None:
     """A login (a POST) makes the feed addresses the user may open, so that the calendar page,
     a GET, finds them and writes nothing. One made later (a host given a new station) is made
     by a button on that page."""
-    services.subscriptions_for(user, create=True)
+    services.make_missing_tokens(user)
 
 
 def _link(endpoint: str, fallback: str = "menu.index", **values) -> str:
@@ -181,8 +181,10 @@ def _page(status: int = 200, notice: str | None = None):
             feeds.append({"sub": sub})
             continue
         url = external_url("feeds.feed", token=sub.token)
-        feeds.append({"sub": sub, "url": url, "webcal": webcal_url(url),
-                      "qr": _qr_svg(url)})
+        webcal = webcal_url(url)
+        # The QR code holds the webcal:// form: a phone camera then opens a subscription (an
+        # iPhone's Calendar asks "Subscribe?"), not a one-time import of the https:// document.
+        feeds.append({"sub": sub, "url": url, "webcal": webcal, "qr": _qr_svg(webcal)})
     return render("feeds/calendar.html", "feeds", status=status, feeds=feeds,
                   form=EmptyForm(), notice=notice)
 

@@ -303,7 +303,7 @@ def roster(slot_id: int):
     bookings = services.roster(slot)
     now = clock.now()
     return render("host/roster.html", "roster", slot=slot, bookings=bookings,
-                  line=services.slot_lines([slot])[0], BookingStatus=BookingStatus, now=now,
+                  totals=services.roster_totals(bookings), line=services.slot_lines([slot])[0], BookingStatus=BookingStatus, now=now,
                   unsettled=now >= slot.ends_at and any(b.status is BookingStatus.CONFIRMED for b in bookings),
                   settle_form=EmptyForm())
 

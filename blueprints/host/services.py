@@ -197,6 +197,42 @@ def roster(slot: Slot) -> list[Booking]:
     ))
 
 
+@dataclass(frozen=True)
+class GroupCount:
+    groups: int = 0
+    people: int = 0
+
+
+@dataclass(frozen=True)
+class RosterTotals:
+    """What a roster adds up to: groups and people by where they stand."""
+
+    confirmed: GroupCount  # confirmed, checked in or not come: the station planned for them
+    pending: GroupCount  # awaiting the host's approval (their places are held)
+    waitlisted: GroupCount
+    came: int  # people checked in
+
+
+# The states counted as confirmed on a roster: accepted groups, whether they came or not.
+ROSTER_CONFIRMED = (BookingStatus.CONFIRMED, BookingStatus.ATTENDED, BookingStatus.NO_SHOW)
+
+
+def roster_totals(bookings: list[Booking]) -> RosterTotals:
+    """The totals above a roster, from its already-loaded bookings (no query). Cancelled and
+    declined bookings count nowhere."""
+
+    def count(statuses) -> GroupCount:
+        chosen = [b for b in bookings if b.status in statuses]
+        return GroupCount(len(chosen), sum(b.headcount for b in chosen))
+
+    return RosterTotals(
+        confirmed=count(ROSTER_CONFIRMED),
+        pending=count((BookingStatus.PENDING,)),
+        waitlisted=count((BookingStatus.WAITLISTED,)),
+        came=sum(b.attended_headcount or 0 for b in bookings if b.status is BookingStatus.ATTENDED),
+    )
+
+
 def slot_events(slot: Slot, limit: int = 50) -> list[SlotEvent]:
     return list(db.session.scalars(
         sa.select(SlotEvent).where(SlotEvent.slot_id == slot.id)

@@ -7,12 +7,12 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload, load_only, selectinload
 
-from blueprints.booking.capacity import Availability, availability_for, remaining_places_expr
+from blueprints.booking.capacity import Availability, availability_for, fits_a_group_expr
 from blueprints.catalog.models import Campaign, Category, Package, Slot, SlotStatus, Station
 from blueprints.core import clock
 from blueprints.core.extensions import db
 
-SLOTS_PER_PACKAGE = 4
+SLOTS_PER_PACKAGE = 3  # a card lists the next three; the package page lists them all ("更多场次")
 STATION_CHOICES_LIMIT = 40
 CATEGORY_ORDER = {c: i for i, c in enumerate(Category)}
 
@@ -43,6 +43,7 @@ class MenuPage:
 
     pagination: object
     listed: dict[int, list[tuple[int, object]]] = field(default_factory=dict)  # package id -> [(slot id, starts_at)]
+    more: set[int] = field(default_factory=set)  # packages with matching slots beyond the listed ones
 
     @property
     def groups(self) -> list[tuple[Category, list[Package]]]:
@@ -106,7 +107,8 @@ def _slot_conditions(filters: MenuFilters, with_availability: bool) -> list:
     if filters.subdistrict:
         conditions.append(Station.subdistrict == filters.subdistrict)
     if with_availability and filters.available_only:
-        conditions.append(remaining_places_expr() > 0)
+        # Places for at least the package's smallest group; callers join (or correlate) packages.
+        conditions.append(fits_a_group_expr(Package.min_group_size))
     return conditions
 
 
@@ -150,6 +152,7 @@ def listed_slots(package_ids: list[int], filters: MenuFilters, per_package: int)
     ranked = (
         sa.select(Slot.id.label("slot_id"), Slot.package_id, Slot.starts_at, rank.label("rank"))
         .join(Station, Station.id == Slot.station_id)
+        .join(Package, Package.id == Slot.package_id)
         .where(Slot.package_id.in_(package_ids), *_slot_conditions(filters, True))
         .subquery()
     )
@@ -164,7 +167,10 @@ def listed_slots(package_ids: list[int], filters: MenuFilters, per_package: int)
 
 def menu_page(filters: MenuFilters, page: int, per_page: int) -> MenuPage:
     pagination = db.paginate(_package_query(filters), page=page, per_page=per_page, error_out=False)
-    return MenuPage(pagination, listed_slots([p.id for p in pagination.items], filters, SLOTS_PER_PACKAGE))
+    # One slot more than a card shows tells whether it links to the rest ("更多场次").
+    listed = listed_slots([p.id for p in pagination.items], filters, SLOTS_PER_PACKAGE + 1)
+    more = {pid for pid, slots in listed.items() if len(slots) > SLOTS_PER_PACKAGE}
+    return MenuPage(pagination, {pid: slots[:SLOTS_PER_PACKAGE] for pid, slots in listed.items()}, more)
 
 
 @dataclass

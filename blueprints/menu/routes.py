@@ -20,6 +20,7 @@ from .queries import CardData, FilterOptions, MenuFilters, card_data, filter_opt
 
 bp = Blueprint("menu", __name__)
 STATION_FIELD = "menu/_station_field.html"  # its choices follow the subdistrict, so htmx refreshes it
+FILTER_COUNT = "menu/_filter_count.html"  # the 筛选 control's count of filters set, refreshed likewise
 CARD = "menu/_card.html"
 Choice = namedtuple("Choice", "id name")
 # The menu's arguments; the page is a function of these alone (anything else is ignored).
@@ -77,15 +78,17 @@ def _cards(result, recording) -> dict[int, Markup]:
     for package in packages:
         listed = result.listed.get(package.id, [])
 
-        def build(recording, package_id=package.id, listed=listed):
+        more = package.id in result.more  # in the key: a card links to more slots or does not
+
+        def build(recording, package_id=package.id, listed=listed, more=more):
             if recording is not None:
                 recording.changes_at(*(starts_at for _, starts_at in listed))
             found = loaded[0]
             slots = [found.slots[slot_id] for slot_id, _ in listed]
-            return render_template(CARD, package=found.packages[package_id], slots=slots,
+            return render_template(CARD, package=found.packages[package_id], slots=slots, more_slots=more,
                                    availability=found.availability).encode(), {}
 
-        items.append((("menu-card", locale, package.id, tuple(slot_id for slot_id, _ in listed)),
+        items.append((("menu-card", locale, package.id, tuple(slot_id for slot_id, _ in listed), more),
                       [changes.slot(slot_id) for slot_id, _ in listed], build))
     bodies = render_cache.cached_many(items, recording, before_building=load)
     return {package.id: Markup(body.decode()) for package, (body, _) in zip(packages, bodies)}
@@ -97,6 +100,12 @@ def _filter_form(args: MultiDict) -> tuple[MenuFilterForm, bool]:
     return form, not args or form.validate()
 
 
+def _active_filters(args: MultiDict) -> int:
+    """How many filters the arguments set (the page number is none): the folded filter panel
+    opens when there is any, and its 筛选 control says how many."""
+    return len({name for name in args if name != "page"})
+
+
 def _filters_block(args: MultiDict) -> Markup:
     """The filter panel as these arguments fill it in, kept under the global version (its
     choices are stations, subdistricts and campaigns): built with its own form, from options
@@ -105,7 +114,7 @@ def _filters_block(args: MultiDict) -> Markup:
 
     def build(recording):
         form, _ = _filter_form(shown)
-        return {"form": form}
+        return {"form": form, "active_filters": _active_filters(shown)}
 
     return cached_block("menu/index.html", "filters", parts=("menu-filters", urlencode(list(shown.items(multi=True)))),
                         deps=[], build=build)
@@ -129,7 +138,7 @@ def _menu_context(recording, args: MultiDict) -> dict:
             recording.changes_at(next_matching_start(filters))
     page_args = {k: v for k, v in args.items() if k != "page"}
     return {"status": status, "form": form, "result": result, "cards": _cards(result, recording), "page_args": page_args,
-            "oob_station": True, "cached_blocks": {"filters": _filters_block(args)}}
+            "oob_station": True, "oob_count": True, "active_filters": _active_filters(args), "cached_blocks": {"filters": _filters_block(args)}}
 
 
 @bp.get("/")
@@ -142,5 +151,5 @@ def index():
     # Free-text searches are a long tail: each would be kept once and rarely asked again.
     parts = None if args.get("q") else ("menu", query)
     return render_public("menu/index.html", parts=parts, deps=deps, build=lambda r: _menu_context(r, args),
-                         fragment="results", oob=[STATION_FIELD],
+                         fragment="results", oob=[STATION_FIELD, FILTER_COUNT],
                          path=url_for("menu.index") + (f"?{query}" if query else ""))
