@@ -26,10 +26,19 @@ def app_ctx():
 def _remaining(server, slot_id: int) -> tuple[set[str], set[int]]:
     """The places left shown by the slot page, the menu and the live element, over many requests
     (so that every worker answers some), and the workers that answered."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    targets = [(f"/slots/{slot_id}", {}), ("/", {}), (f"/slots/{slot_id}/places", {"HX-Request": "true"})] * 6
+
+    def fetch(target) -> str:
+        path, headers = target
+        return requests.get(server.base_url + path, headers=headers, timeout=20).text
+
+    # Several at a time: a sync worker busy with one cannot accept the next, so sequential
+    # requests on a fast machine could all be taken by the same worker.
     seen: set[str] = set()
-    for _ in range(6):
-        for path, headers in ((f"/slots/{slot_id}", {}), ("/", {}), (f"/slots/{slot_id}/places", {"HX-Request": "true"})):
-            html = requests.get(server.base_url + path, headers=headers, timeout=20).text
+    with ThreadPoolExecutor(max_workers=WORKERS * 2) as pool:
+        for html in pool.map(fetch, targets):
             seen |= set(re.findall(rf'id="places-{slot_id}"[^>]*data-remaining="(\d+)"', html))
             seen |= set(re.findall(rf'data-slot-id="{slot_id}">.*?data-remaining="(\d+)"', html, re.S))
     return seen, server.served_pids()
