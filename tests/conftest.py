@@ -5,6 +5,7 @@ import os
 from datetime import datetime, timezone
 
 import pytest
+from flask import current_app
 from flask.testing import FlaskClient
 
 from app import create_app
@@ -81,6 +82,7 @@ def _empty_database() -> None:
     # Ids start again from 1: nothing cached about the previous test's rows may survive.
     changes.bump({changes.GLOBAL})
     render_cache.clear_entries()
+    current_app.extensions.pop("session_users", None)  # users kept by the app (accounts/session_users.py)
     ics.SERIALISED.items.clear()
 
 

@@ -57,15 +57,39 @@ def test_a_piece_built_from_the_parents_data_uses_what_the_parent_read_before_it
     assert unpredicted.entry(b"card", {}) is None
 
 
-def test_lookup_gives_the_scopes_of_an_outdated_entry_as_prediction(tmp_path):
+def test_lookup_gives_the_scopes_of_an_outdated_entry_as_prediction(app, tmp_path):
     store = _store(tmp_path)
     cache = RenderCache(store, MemoryEntries(), "v")
     build = Build(store, ["slot:4"])
     cache.keep("k", build.entry(b"x", {}))
     assert cache.lookup("k")[0] is not None
-    store.bump({"slot:4"})
-    entry, predicted = cache.lookup("k")
+    store.bump({"slot:4"})  # by another process
+    with app.app_context(), app.test_request_context():  # this process's next request
+        entry, predicted = cache.lookup("k")
     assert entry is None and predicted == ("global", "slot:4")
+
+
+def test_a_request_reads_each_version_once_and_forgets_them_at_its_own_bump(app, tmp_path, monkeypatch):
+    """Versions read once per request (its snapshot: the user's, then the page's, then the booking
+    panel's lookups share one round trip); a bump by the request itself forgets them."""
+    from blueprints.core import changes
+
+    store = _store(tmp_path)
+    monkeypatch.setitem(app.extensions, "change_versions", store)
+    cache = RenderCache(store, MemoryEntries(), "v")
+    with app.app_context(), app.test_request_context():
+        cache.keep("k", Build(store, ["slot:4"]).entry(b"x", {}))
+    reads = []
+    original = store.read
+    monkeypatch.setattr(store, "read", lambda keys: reads.append(list(keys)) or original(keys))
+    with app.app_context(), app.test_request_context():
+        assert cache.lookup("k")[0] is not None
+        assert cache.lookup("k")[0] is not None
+        assert len(reads) == 1  # one round trip for both lookups
+        original.__self__.bump({"slot:4"})  # another process: this request keeps its snapshot
+        assert cache.lookup("k")[0] is not None
+        changes.bump({"slot:4"})  # this request's own change
+        assert cache.lookup("k")[0] is None
 
 
 def test_entries_round_trip_through_bytes():

@@ -6,7 +6,6 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from blueprints.core.extensions import db, login_manager
 from blueprints.core.routes import safe_next
@@ -15,6 +14,7 @@ from blueprints.core.security import forgive_attempt, new_session
 from .forms import ChangePasswordForm, LoginForm
 from .models import Organisation, Role, User
 from .services import AccountError, authenticate, create_user, password_problem
+from .session_users import session_user
 
 bp = Blueprint("accounts", __name__, cli_group="users")
 
@@ -28,7 +28,7 @@ def load_user(user_id: str):
         pk, version = (int(part) for part in user_id.split(":"))
     except ValueError:
         return None
-    user = db.session.get(User, pk, options=[joinedload(User.organisation)])  # every page shows it
+    user = session_user(pk)  # with the organisation: every page shows it
     if user is None or user.session_version != version or not user.active:
         return None
     return user

@@ -8,6 +8,8 @@ version of every *scope* those rows show in:
   station;
 * ``slots`` — any slot written (which slots a menu lists), ``places`` — any booking written
   (which slots still have places);
+* ``user:<id>`` — any column of a user's row (sessions, passwords included): the session's user
+  that each process keeps (``accounts/session_users.py``);
 * ``global`` — rare catalogue-wide edits (stations, packages, campaigns, organisations, the users
   and tokens that open feeds, bulk statements) and ``flask cache clear``; every reader depends on it.
 
@@ -37,7 +39,7 @@ from typing import Iterable
 
 import click
 import sqlalchemy as sa
-from flask import Flask, current_app, has_app_context
+from flask import Flask, current_app, g, has_app_context, has_request_context
 from flask.cli import with_appcontext
 from sqlalchemy.orm import ONETOMANY, RelationshipProperty, Session
 from sqlalchemy.orm.util import identity_key
@@ -73,6 +75,11 @@ def inbox(user_id) -> str:
 
 
 INBOXES = "inboxes"
+
+
+def user(user_id) -> str:
+    """Any column of a user's row (the session's user is kept per process under it)."""
+    return f"user:{user_id}"
 
 
 # -- the two version stores -----------------------------------------------------------------------
@@ -200,12 +207,39 @@ def versions():
     return current_app.extensions.get("change_versions")
 
 
+_REMEMBERED = "change_versions_read"
+
+
+def read(store, keys: list[str]) -> list[str]:
+    """The current versions of ``keys``, remembered for this request: a later lookup of the
+    same scopes (a page's booking panel after its blocks, the unread badge after the user)
+    needs no round trip, and a lookup inside a build sees the versions that build read."""
+    keys = list(keys)
+    values = store.read(keys)
+    if has_request_context():
+        g.setdefault(_REMEMBERED, {}).update(zip(keys, values))
+    return values
+
+
+def remembered(keys: Iterable[str]) -> list[str] | None:
+    """The versions of all ``keys`` as this request read them, or None if one is not known."""
+    known = g.get(_REMEMBERED) if has_request_context() else None
+    if not known:
+        return None
+    try:
+        return [known[key] for key in keys]
+    except KeyError:
+        return None
+
+
 def bump(keys: Iterable[str]) -> None:
     """Bump scopes now (after a commit made outside the ORM session, or by hand)."""
     store = versions()
     keys = set(keys)
     if store is None or not keys:
         return
+    if has_request_context():
+        g.pop(_REMEMBERED, None)  # what this request read before its own change is out of date
     try:
         store.bump(keys)
     except Exception as exc:  # noqa: BLE001 - a cache must never fail a committed change
@@ -362,6 +396,8 @@ def _add_scopes_of(found: _Scopes, session: Session, obj, *, new: bool, deleted:
         if not new and (deleted or _really_changed(obj)):
             keys.add(GLOBAL)
     elif isinstance(obj, User):
+        if not new and (deleted or _really_changed(obj)):
+            keys.add(user(obj.id))
         if not new and (deleted or _really_changed(obj, USER_ATTRIBUTES)):
             keys.add(GLOBAL)
     elif isinstance(obj, Notification):
@@ -386,12 +422,15 @@ def _collect_flushed(session, flush_context, instances) -> None:
 
 @sa.event.listens_for(Session, "after_flush")
 def _collect_new_ids(session, flush_context) -> None:
-    """New slots have their ids only now."""
+    """New slots have their ids only now; so have new users (SQLite may give a new row the id of
+    a deleted one, whose kept copy must not come back)."""
     if versions() is None:
         return
+    from blueprints.accounts.models import User
     from blueprints.catalog.models import Slot
 
     ids = {slot(obj.id) for obj in session.new if isinstance(obj, Slot) and obj.id is not None}
+    ids |= {user(obj.id) for obj in session.new if isinstance(obj, User) and obj.id is not None}
     if ids:
         _mark(session, ids)
 

@@ -8,7 +8,7 @@ from flask_wtf.form import _Auto, _is_submitted
 from markupsafe import Markup, escape
 from werkzeug.datastructures import CombinedMultiDict
 from wtforms import DateField as WTFormsDateField
-from wtforms import FileField, IntegerField
+from wtforms import FileField, IntegerField, SelectField
 from wtforms.validators import StopValidation
 from wtforms.widgets import Select
 
@@ -56,6 +56,21 @@ class FastSelect(Select):
         selected = " selected" if choice.selected else ""
         label = escape(choice.label or choice.value)
         return Markup(f'<option value="{escape(value)}"{selected}>{label}</option>')
+
+
+class LongSelectField(SelectField):
+    """A select of hundreds of options (the menu's stations): WTForms compares the submitted
+    value with each choice in turn, on every request; this looks it up in a set of the choices'
+    values first. Empty input is left to the Optional / InputRequired validators, as WTForms
+    leaves it in the end (Optional clears the choice error)."""
+
+    def pre_validate(self, form):
+        if not self.raw_data or not self.raw_data[0]:
+            return
+        if isinstance(self.choices, list) and \
+                self.data in {choice[0] for choice in self.choices if isinstance(choice, tuple)}:
+            return
+        super().pre_validate(form)  # the exact rule, for what the set does not hold
 
 
 class WholeNumberField(IntegerField):

@@ -56,7 +56,7 @@ def _page_etag(body: bytes) -> str:
 def render_public(template: str, *, parts: tuple | None, deps: Iterable[str], build: Callable,
                   blocks: Iterable[str] = ("title", "content"), fragment: str | None = None,
                   oob: Iterable[str] = (), personal: Callable[[], dict] | None = None,
-                  path: str | None = None):
+                  path: str | None = None, status: int | None = None):
     """Answer the request from the cache where its public parts allow it.
 
     ``parts`` name what the public parts show: the route's canonical arguments, never the raw
@@ -66,7 +66,8 @@ def render_public(template: str, *, parts: tuple | None, deps: Iterable[str], bu
     ``build(recording)`` runs the queries of the public parts and returns their template context
     (it may add scopes and an expiry to ``recording``, which is None when nothing is cached);
     ``personal()`` returns the context of the parts rendered per user. ``status`` may be put in
-    the built context. ``fragment`` is the block an htmx request gets.
+    the built context. ``fragment`` is the block an htmx request gets. ``status`` answers a
+    logged-in user's page with another status than the built one (a refused form: 422).
     """
     deps, blocks, oob = list(deps), list(blocks), list(oob)
     base_parts = None if parts is None else (template, select_locale(), *parts)
@@ -116,7 +117,7 @@ def render_public(template: str, *, parts: tuple | None, deps: Iterable[str], bu
     cached_blocks = {name: Markup(_with_token(html)) for name, html in zip(meta["blocks"], json.loads(body))}
     context = personal() if personal is not None else {}
     cached_blocks.update(context.pop("cached_blocks", {}))
-    return make_response(render_template(template, cached_blocks=cached_blocks, **context), meta["status"])
+    return make_response(render_template(template, cached_blocks=cached_blocks, **context), status or meta["status"])
 
 
 def cached_block(template: str, block: str, *, parts: tuple, deps: Iterable[str], build: Callable) -> Markup:

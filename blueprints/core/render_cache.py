@@ -176,7 +176,7 @@ class Build:
         self.store = store
         self.deps = list(dict.fromkeys([changes.GLOBAL, *deps]))
         ahead = list(dict.fromkeys([*self.deps, *predicted]))
-        versions = store.read([changes.SEQUENCE, *ahead])
+        versions = changes.read(store, [changes.SEQUENCE, *ahead])
         self.sequence = versions.pop(0)
         self.known = dict(zip(ahead, versions))
         self.later: list[str] = []
@@ -184,8 +184,7 @@ class Build:
         # SQLite keeps one snapshot per transaction, taken at its first SELECT: on a request that
         # read something before this build (the logged-in user), the build may see data older
         # than these versions unless nothing was bumped since the request began.
-        started = g.get(_SEQUENCE_AT_START) if has_request_context() else None
-        self.safe = started is None or started == self.sequence
+        self.safe = snapshot_is_current(self.sequence)
 
     def child(self, deps: Iterable[str]) -> "Build":
         """A piece built from data this build has already read (a menu card from the menu's
@@ -204,7 +203,7 @@ class Build:
         new = [s for s in scopes if s not in self.known]
         if new:
             try:
-                self.known.update(zip(new, self.store.read(new)))
+                self.known.update(zip(new, changes.read(self.store, new)))
             except Exception as exc:  # noqa: BLE001 - built all the same, just not kept
                 log.warning("render cache unavailable: %s", exc)
                 self.safe = False
@@ -238,7 +237,7 @@ class Build:
         deps = list(self.deps)
         versions = [self.known[scope] for scope in deps]
         if self.later:
-            current = self.store.read([changes.SEQUENCE, *self.later])
+            current = changes.read(self.store, [changes.SEQUENCE, *self.later])
             if current.pop(0) != self.sequence:
                 return None  # something was written while we built: these versions may be too new
             deps += self.later
@@ -264,9 +263,16 @@ class RenderCache:
         predicted: tuple[str, ...] = ()
         for entry in candidates:
             predicted = entry.deps
-            if entry.expires > now and tuple(self.store.read(list(entry.deps))) == entry.versions:
+            if entry.expires > now and tuple(self._versions(entry.deps)) == entry.versions:
                 return entry, predicted
         return None, predicted
+
+    def _versions(self, scopes) -> list[str]:
+        """Versions for a lookup: what this request has read of them already (a page's blocks,
+        then its booking panel, ask for the slot's), the rest in one round trip."""
+        scopes = list(scopes)
+        known = changes.remembered(scopes)
+        return known if known is not None else changes.read(self.store, scopes)
 
     def fresh_many(self, keys: list[str]) -> dict[str, Entry]:
         """The current entries among ``keys``, with one read of all their versions."""
@@ -275,7 +281,7 @@ class RenderCache:
         scopes = list(dict.fromkeys(scope for entry in entries.values() for scope in entry.deps))
         if not scopes:
             return {}
-        versions = dict(zip(scopes, self.store.read(scopes)))
+        versions = dict(zip(scopes, self._versions(scopes)))
         return {key: entry for key, entry in entries.items()
                 if tuple(versions[scope] for scope in entry.deps) == entry.versions}
 
@@ -288,6 +294,14 @@ class RenderCache:
 
 
 _SEQUENCE_AT_START = "render_cache_sequence_at_start"
+
+
+def snapshot_is_current(sequence: str) -> bool:
+    """Whether data read from now on in this request is as new as ``sequence`` (the ``seq``
+    version read just now): always on PostgreSQL; on SQLite only if nothing was bumped since
+    the request began, since its transaction may have fixed an older snapshot already."""
+    started = g.get(_SEQUENCE_AT_START) if has_request_context() else None
+    return started is None or started == sequence
 
 
 def install(app: Flask) -> None:

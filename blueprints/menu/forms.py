@@ -3,7 +3,7 @@ from wtforms import BooleanField, SearchField, SelectField
 from wtforms.validators import Length, Optional, ValidationError
 
 from blueprints.catalog.models import Category
-from blueprints.core.forms import BaseForm, DateField, FastSelect
+from blueprints.core.forms import BaseForm, DateField, FastSelect, LongSelectField
 from blueprints.core.params import optional_id
 
 from .queries import FilterOptions
@@ -17,9 +17,9 @@ class MenuFilterForm(BaseForm):
 
     q = SearchField(_l("Search"), validators=[Optional(), Length(max=60)])
     category = SelectField(_l("Category"), validators=[Optional()], validate_choice=True)
-    station = SelectField(_l("Station"), coerce=optional_id, validators=[Optional()], widget=FastSelect())
-    subdistrict = SelectField(_l("Subdistrict or town"), validators=[Optional()], widget=FastSelect())
-    campaign = SelectField(_l("Campaign"), coerce=optional_id, validators=[Optional()])
+    station = LongSelectField(_l("Station"), coerce=optional_id, validators=[Optional()], widget=FastSelect())
+    subdistrict = LongSelectField(_l("Subdistrict or town"), validators=[Optional()], widget=FastSelect())
+    campaign = LongSelectField(_l("Campaign"), coerce=optional_id, validators=[Optional()])
     date_from = DateField(_l("From"), validators=[Optional()])
     date_to = DateField(_l("Until"), validators=[Optional()])
     available = BooleanField(_l("Only with places left"))

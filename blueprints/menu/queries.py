@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
+from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy.orm import joinedload, load_only, selectinload
 
 from blueprints.booking.capacity import Availability, availability_for, fits_a_group_expr
@@ -193,3 +195,38 @@ def card_data(package_ids: list[int], slot_ids: list[int]) -> CardData:
         sa.select(Slot).where(Slot.id.in_(slot_ids)).options(joinedload(Slot.station))
     ).all() if slot_ids else []
     return CardData({p.id: p for p in packages}, {s.id: s for s in slots}, availability_for(slot_ids))
+
+
+class ListedPackage(NamedTuple):
+    """A package of a menu page as the page itself needs it (its card comes from :func:`card_data`)."""
+
+    id: int
+    category: Category
+
+
+class KnownPagination(Pagination):
+    """A page of the menu whose items and total are already known (kept by the render cache)."""
+
+    def _query_items(self) -> list:
+        return self._query_args["items"]
+
+    def _query_count(self) -> int:
+        return self._query_args["total"]
+
+
+def menu_page_json(result: MenuPage) -> dict:
+    pagination = result.pagination
+    return {"page": pagination.page, "per_page": pagination.per_page, "total": pagination.total,
+            "items": [[p.id, p.category.value] for p in pagination.items],
+            "listed": [[pid, [[sid, starts_at.isoformat()] for sid, starts_at in slots]]
+                       for pid, slots in result.listed.items()],
+            "more": sorted(result.more)}
+
+
+def menu_page_from_json(data: dict) -> MenuPage:
+    items = [ListedPackage(pid, Category(category)) for pid, category in data["items"]]
+    pagination = KnownPagination(page=data["page"], per_page=data["per_page"], error_out=False,
+                                 items=items, total=data["total"])
+    listed = {pid: [(sid, datetime.fromisoformat(starts_at)) for sid, starts_at in slots]
+              for pid, slots in data["listed"]}
+    return MenuPage(pagination, listed, set(data["more"]))

@@ -16,7 +16,8 @@ from blueprints.core.page_cache import cached_block, render_public
 from blueprints.core.params import parse_int
 
 from .forms import MenuFilterForm
-from .queries import CardData, FilterOptions, MenuFilters, card_data, filter_options, menu_page, next_matching_start
+from .queries import (CardData, FilterOptions, MenuFilters, MenuPage, card_data, filter_options, menu_page,
+                      menu_page_from_json, menu_page_json, next_matching_start)
 
 bp = Blueprint("menu", __name__)
 STATION_FIELD = "menu/_station_field.html"  # its choices follow the subdistrict, so htmx refreshes it
@@ -94,6 +95,23 @@ def _cards(result, recording) -> dict[int, Markup]:
     return {package.id: Markup(body.decode()) for package, (body, _) in zip(packages, bodies)}
 
 
+def _menu_page(filters: MenuFilters, page: int, query: str | None) -> MenuPage:
+    """Which packages and slots a page lists, kept while no slot is written (and, for "only with
+    places left", no booking): after a booking only the card of its slot is built again."""
+
+    def build(recording):
+        result = menu_page(filters, page, current_app.config["PAGE_SIZE"])
+        if recording is not None:
+            recording.changes_at(*(starts_at for group in result.listed.values() for _, starts_at in group))
+            if filters.narrows_slots:
+                recording.changes_at(next_matching_start(filters))
+        return json.dumps(menu_page_json(result)).encode(), {}
+
+    deps = [changes.SLOTS] + ([changes.PLACES] if filters.available_only else [])
+    body, _ = render_cache.cached(None if query is None else ("menu-page", query), deps, build)
+    return menu_page_from_json(json.loads(body))
+
+
 def _filter_form(args: MultiDict) -> tuple[MenuFilterForm, bool]:
     """The filter form for these arguments, and whether they are valid."""
     form = MenuFilterForm(args, options=_filter_options(args.get("subdistrict", ""), _int_arg(args, "station")))
@@ -129,7 +147,7 @@ def _menu_context(recording, args: MultiDict) -> dict:
     else:
         filters = _filters_from(form)
     page = max(_int_arg(args, "page") or 1, 1)
-    result = menu_page(filters, page, current_app.config["PAGE_SIZE"])
+    result = _menu_page(filters, page, query=None if filters.q or not valid else urlencode(list(args.items(multi=True))))
     if recording is not None:
         listed = [slot for group in result.listed.values() for slot in group]
         recording.depend_on(*(changes.slot(slot_id) for slot_id, _ in listed))  # their places left
