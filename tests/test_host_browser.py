@@ -1,5 +1,6 @@
 """Browser: host1 creates a recurring series (preview, save); a branch books; host1 approves and
 checks the group in through the check-in URL, on a phone-sized page."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -13,13 +14,14 @@ from blueprints.core.extensions import db
 from blueprints.demo.loader import load_demo
 from blueprints.host.checkin import checkin_url
 
+from . import factories as f
 from .conftest import browser_login
 
 pytestmark = pytest.mark.browser
 
 
 def test_host_series_booking_approval_and_check_in(live_server, page, frozen_now):
-    load_demo(branches=3)
+    load_demo(branches=3, history=False)
     host = db.session.scalar(sa.select(User).where(User.username == "host1"))
     station = host.stations[0]
     station.requires_approval = True
@@ -69,3 +71,89 @@ def test_host_series_booking_approval_and_check_in(live_server, page, frozen_now
     db.session.rollback()
     booking = db.session.get(Booking, booking.id)
     assert booking.status is BookingStatus.ATTENDED and booking.attended_headcount == 11
+
+
+def _visible(page, selector: str) -> bool:
+    return page.locator(selector).is_visible()
+
+
+def test_host_series_form_shows_the_chosen_pattern_and_creating_redirects_on_a_phone(
+        live_server, page_js_and_nojs, frozen_now):
+    """At 390×844, with JavaScript on and off: the series form shows only the chosen pattern's
+    fields, the preview sits above 保存, and saving a series or a slot lands on its page (the
+    address bar says so; a reload shows it again and creates nothing)."""
+    page = page_js_and_nojs
+    station = f.create_station(name="七宝老街党群服务站")
+    host = f.create_host(stations=[station])
+    f.create_package(stations=[station], title="四史微党课")
+    browser_login(page, live_server.url, host.username, f.PASSWORD)
+
+    page.goto(live_server.url + "/host/series/new")
+    assert _visible(page, "#field-weekdays") and not _visible(page, "#field-month-day")
+    page.get_by_label("每月（选定的第几周、星期几）").check()
+    assert _visible(page, "#field-month-day") and not _visible(page, "#field-weekdays")
+    page.get_by_label("每季度第三个月（选定的第几周、星期几）").check()
+    assert _visible(page, "#field-month-day") and not _visible(page, "#field-weekdays")
+    page.get_by_label("每周（选定的星期几）").check()
+    assert _visible(page, "#field-weekdays") and not _visible(page, "#field-month-day")
+
+    page.locator("#weekdays-4").check()  # Friday: 1 January (元旦) is skipped, 8 January kept
+    page.locator("#first_day").fill("2026-12-28")
+    page.locator("#last_day").fill("2027-01-10")
+    page.locator("#times").fill("09:00")
+    page.locator("#capacity").fill("30")
+    page.get_by_role("button", name="预览日期").click()
+    page.locator("#preview").wait_for()
+    assert "已跳过：元旦" in page.locator("#preview").inner_text()
+    assert _visible(page, "#field-weekdays") and not _visible(page, "#field-month-day")  # the choice kept
+    save = page.get_by_role("button", name="保存这些场次")
+    preview_box, save_box = page.locator("#preview").bounding_box(), save.bounding_box()
+    assert preview_box["y"] + preview_box["height"] <= save_box["y"]  # the preview above 保存
+    save.click()
+    page.wait_for_url(live_server.url + "/host/")
+    assert "已创建 1 个场次（1月8日周五）" in page.locator(".flashes").inner_text()
+    page.reload()
+    assert page.url == live_server.url + "/host/"
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count(Slot.id)).where(Slot.series_id.is_not(None))) == 1
+
+    page.goto(live_server.url + "/host/slots/new")
+    page.locator("#day").fill("2026-12-01")
+    page.locator("#start").fill("14:00")
+    page.locator("#end").fill("16:00")
+    page.locator("#capacity").fill("25")
+    page.get_by_role("button", name="创建场次").click()
+    page.wait_for_url(re.compile(r"/host/slots/\d+$"))
+    db.session.rollback()
+    slot = db.session.scalar(sa.select(Slot).where(Slot.capacity == 25))
+    assert page.url == f"{live_server.url}/host/slots/{slot.id}"
+    assert "场次已创建" in page.locator(".flashes").inner_text()
+    assert page.get_by_role("heading", level=1).inner_text() == "12月1日周二 14:00–16:00"
+    page.reload()
+    assert page.url == f"{live_server.url}/host/slots/{slot.id}"
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count(Slot.id)).where(Slot.capacity == 25)) == 1
+
+
+def test_host_decline_error_leaves_the_button_beside_the_reason_on_a_phone(live_server, page_js_and_nojs, frozen_now):
+    """At 390×844: 不通过 without a reason shows the error below the field, and the button stays
+    on the field's line (it used to drop below the error); the note and request time are shown."""
+    page = page_js_and_nojs
+    station = f.create_station(requires_approval=True)
+    host = f.create_host(stations=[station])
+    slot = f.create_slot(package=f.create_package(stations=[station]), station=station)
+    booking = f.create_booking(slot=slot, status=BookingStatus.PENDING, note="请准备投影仪")
+    browser_login(page, live_server.url, host.username, f.PASSWORD)
+    page.goto(live_server.url + "/host/approvals")
+    card = page.locator(f"#booking-{booking.id}")
+    assert "请准备投影仪" in card.inner_text() and "申请时间" in card.inner_text()
+    card.get_by_role("button", name="不通过").click()
+    error = page.locator(f"#reason-{booking.id}-error")
+    error.wait_for()
+    assert "请向支部说明原因" in error.inner_text()
+    field = page.locator(f"#reason-{booking.id}").bounding_box()
+    button = page.locator(f"#booking-{booking.id}").get_by_role("button", name="不通过").bounding_box()
+    assert abs((field["y"] + field["height"] / 2) - (button["y"] + button["height"] / 2)) < 2
+    assert button["x"] + button["width"] <= 390 and error.bounding_box()["y"] >= field["y"] + field["height"]
+    db.session.rollback()
+    assert db.session.get(Booking, booking.id).status is BookingStatus.PENDING

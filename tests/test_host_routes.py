@@ -115,7 +115,8 @@ def test_host_capacity_below_headcount_is_422_with_message(client, login, scene)
     login(host)
     response = client.post(f"/host/slots/{slot.id}/capacity", data={"capacity": 10})
     html = response.get_data(as_text=True)
-    assert response.status_code == 422 and "不能低于已预约的 12 人" in html
+    error = html[html.index('id="capacity-error"'):]
+    assert response.status_code == 422 and "名额不能低于已预约的 12 人" in error[:200]
     assert db.session.get(Slot, slot.id).capacity == 20
     assert client.post(f"/host/slots/{slot.id}/capacity", data={"capacity": "x"}).status_code == 422
     assert client.post(f"/host/slots/{slot.id}/capacity", data={"capacity": 15}).status_code == 302
@@ -158,8 +159,8 @@ def test_host_creates_one_off_slot_and_bad_input_is_422(client, login, scene):
     bad = client.post("/host/slots/new", data=dict(data, end="13:00"))
     assert bad.status_code == 422 and "结束时间必须晚于开始时间" in bad.get_data(as_text=True)
     response = client.post("/host/slots/new", data=data)
-    assert response.status_code == 302
     slot = db.session.scalar(sa.select(Slot).where(Slot.capacity == 25))
+    assert response.status_code == 303 and response.headers["Location"] == f"/host/slots/{slot.id}"
     assert clock.to_local(slot.starts_at).strftime("%Y-%m-%d %H:%M") == "2026-12-01 14:00"
 
 
@@ -174,7 +175,7 @@ def test_host_series_preview_then_save(client, login, scene):
     assert preview.status_code == 200 and "元旦" in html and "已跳过" in html
     assert db.session.scalar(sa.select(sa.func.count(Slot.id))) == 1
     saved = client.post("/host/series/new", data=dict(data, action="save"))
-    assert saved.status_code == 302
+    assert saved.status_code == 303 and saved.headers["Location"] == "/host/"
     slots = db.session.scalars(sa.select(Slot).where(Slot.series_id.is_not(None))).all()
     assert len(slots) == 2  # Friday 8 Jan at 09:00 and 14:00; Friday 1 Jan (元旦) skipped
     bad = client.post("/host/series/new", data=dict(data, times="9点", action="preview"))
@@ -329,9 +330,9 @@ def test_roster_totals_confirmed_pending_waitlisted_full_page_and_fragment(clien
         html = client.get(f"/host/slots/{slot.id}/roster", headers=headers).get_data(as_text=True)
         assert ("<html" in html) is not bool(headers)
         totals = html[html.index('id="roster-totals"'):html.index('id="roster"')]
-        assert "已确认" in totals and "14 人 · 2 组" in totals and "共 20 个名额" in totals
-        assert "待审核" in totals and "4 人 · 1 组" in totals
-        assert "候补" in totals and "7 人 · 1 组" in totals
+        assert "已确认" in totals and "14 人 · 2 批" in totals and "共 20 个名额" in totals
+        assert "待审核" in totals and "4 人 · 1 批" in totals
+        assert "候补" in totals and "7 人 · 1 批" in totals
         assert "5 人" in totals  # checked in
         assert "9 人" not in totals  # a cancelled booking counts nowhere
 

@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from blueprints.accounts.models import station_hosts
+from blueprints.core import clock
 from blueprints.core.db import UTCDateTime, utcnow_default
 from blueprints.core.extensions import db
 from blueprints.core.models import TimestampMixin, enum_column
@@ -176,6 +177,16 @@ class Slot(TimestampMixin, db.Model):
     @property
     def duration(self) -> timedelta:
         return self.ends_at - self.starts_at
+
+    # Check-in, the one rule (booking services refuse by it, host pages show it): it opens at
+    # 00:00 Shanghai time on the slot's day; it has no closing time (a headcount can be corrected
+    # and a no-show checked in afterwards).
+    @property
+    def check_in_opens_at(self) -> datetime:
+        return clock.local_datetime(clock.to_local(self.starts_at).date(), 0)
+
+    def check_in_is_open(self, now: datetime | None = None) -> bool:
+        return (now or clock.now()) >= self.check_in_opens_at
 
     def __repr__(self) -> str:
         return f"<Slot {self.id} package={self.package_id} station={self.station_id} {self.starts_at}>"

@@ -6,8 +6,12 @@ booking. Opening it only does something for a host of the booking's station.
 """
 from __future__ import annotations
 
+from datetime import timedelta
+
 import segno
+from babel.dates import format_skeleton
 from flask import current_app, url_for
+from flask_babel import get_locale
 from itsdangerous import BadSignature, URLSafeSerializer
 from markupsafe import Markup
 
@@ -48,9 +52,14 @@ def checkin_qr_svg(booking: Booking) -> Markup:
     return Markup(svg)
 
 
-def is_slot_day(booking: Booking) -> bool:
-    return clock.to_local(booking.slot.starts_at).date() == clock.today()
-
-
 def shows_qr(booking: Booking) -> bool:
-    return booking.status is BookingStatus.CONFIRMED and is_slot_day(booking)
+    """The branch's page shows its check-in code from the moment check-in opens
+    (``Slot.check_in_opens_at``) to the end of the slot's day."""
+    slot, now = booking.slot, clock.now()
+    return (booking.status is BookingStatus.CONFIRMED and slot.check_in_is_open(now)
+            and now < slot.check_in_opens_at + timedelta(days=1))
+
+
+def opens_on(slot) -> str:
+    """The day check-in opens, as the reader says it (12月5日 / Dec 5)."""
+    return format_skeleton("MMMd", clock.to_local(slot.check_in_opens_at).date(), locale=str(get_locale()))

@@ -112,6 +112,29 @@ class SeriesForm(_SlotPlaceMixin, BaseForm):
     keep_holidays = BooleanField(_l("Also on public holidays"))
     note = StringField(_l("Note"), validators=[Optional(), Length(max=300)])
 
+    # The fields of each pattern; the page shows only the chosen pattern's (series_new.html).
+    PATTERN_FIELDS = {
+        recurrence.WEEKLY: ("weekdays",),
+        recurrence.MONTHLY: ("week_of_month", "weekday"),
+        recurrence.QUARTERLY: ("week_of_month", "weekday"),
+    }
+
+    def hidden_fields(self) -> tuple[str, ...]:
+        """The fields of the patterns not chosen: not shown, so not checked and not used."""
+        shown = self.PATTERN_FIELDS.get(self.kind.data)
+        if shown is None:
+            return ()
+        return tuple(name for names in self.PATTERN_FIELDS.values() for name in names if name not in shown)
+
+    def validate(self, extra_validators=None):
+        valid = super().validate(extra_validators)
+        hidden = self.hidden_fields()
+        for name in hidden:
+            self[name].errors = []
+        if not valid and hidden:
+            valid = not self.form_errors and not any(field.errors for field in self)
+        return valid
+
     def validate_times(self, field):
         try:
             self.parsed_times = parse_times(field.data)
@@ -132,6 +155,7 @@ class SeriesForm(_SlotPlaceMixin, BaseForm):
         return recurrence.Rule(
             kind=self.kind.data, first_day=self.first_day.data, last_day=self.last_day.data,
             times=self.parsed_times, duration_minutes=self.duration_minutes.data,
-            weekdays=tuple(self.weekdays.data or ()), week_of_month=self.week_of_month.data,
-            weekday=self.weekday.data, keep_holidays=bool(self.keep_holidays.data),
+            weekdays=tuple(self.weekdays.data or ()), week_of_month=self.week_of_month.data or 1,
+            weekday=self.weekday.data if self.weekday.data is not None else 0,
+            keep_holidays=bool(self.keep_holidays.data),
         )

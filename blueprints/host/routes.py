@@ -1,6 +1,7 @@
 """Station hosts: dashboard, approvals, slots (one-off and recurring), roster, check-in."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 from flask import (Blueprint, abort, current_app, flash, make_response, redirect, render_template, request,
@@ -19,6 +20,7 @@ from blueprints.core.extensions import db
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render
 from blueprints.core.params import page_arg
+from blueprints.core.templating import local_date
 
 from . import checkin, exports, recurrence, services
 from .forms import CapacityForm, CheckInForm, DeclineForm, EditSlotForm, ReasonForm, SeriesForm, SlotForm
@@ -42,6 +44,11 @@ def host_shows_qr(booking):
     return checkin.shows_qr(booking)
 
 
+@bp.app_template_global()
+def host_checkin_day(slot):
+    return checkin.opens_on(slot)
+
+
 def _page() -> int:
     return page_arg()
 
@@ -59,6 +66,18 @@ def _add_error(form, error) -> None:
         form[name].errors = list(form[name].errors) + [error.message]
     else:
         form.form_errors.append(error.message)
+
+
+def _see_created(location: str):
+    """Post/redirect/get after a POST that created something: a 303 to its page, or for htmx an
+    ``HX-Location`` that loads it as a boosted navigation (the whole page, the address bar
+    updated), so a refresh shows what was created and never posts again."""
+    if request.htmx:
+        response = make_response("", 204)
+        response.headers["HX-Location"] = json.dumps(
+            {"path": location, "target": "body", "headers": {"HX-Boosted": "true"}})
+        return response
+    return redirect(location, 303)
 
 
 def _local(day, at) -> datetime:
@@ -152,7 +171,7 @@ def new_slot():
                 _add_error(form, exc)
             else:
                 flash(_("Slot created."), "success")
-                return redirect(url_for("host.slot", slot_id=slot.id))
+                return _see_created(url_for("host.slot", slot_id=slot.id))
     return render("host/slot_new.html", "slot_form", status=status, form=form)
 
 
@@ -174,8 +193,8 @@ def new_series():
                     slots = services.create_series(
                         current_user, station_id=form.station.data, package_id=form.package.data, rule=rule,
                         capacity=form.capacity.data, max_groups=form.max_groups.data, note=form.note.data or "")
-                    flash(_("Created %(count)s slots.", count=len(slots)), "success")
-                    return redirect(url_for("host.dashboard"))
+                    flash(_series_created(slots), "success")
+                    return _see_created(url_for("host.dashboard"))
                 preview = recurrence.occurrences(
                     rule, "zh_CN" if str(get_locale()).startswith("zh") else "en_US")
                 status = 200
@@ -187,6 +206,13 @@ def new_series():
                   max_occurrences=recurrence.MAX_OCCURRENCES)
 
 
+def _series_created(slots) -> str:
+    first, last = local_date(slots[0].starts_at), local_date(slots[-1].starts_at)
+    if first == last:
+        return _("Created %(count)s slots on %(day)s.", count=len(slots), day=first)
+    return _("Created %(count)s slots, from %(first)s to %(last)s.", count=len(slots), first=first, last=last)
+
+
 # -- one slot ---------------------------------------------------------------------------------
 
 def _slot_page(slot, status=200, **forms):
@@ -195,9 +221,14 @@ def _slot_page(slot, status=200, **forms):
     edit_form = forms.get("edit_form") or EditSlotForm(
         formdata=None, day=local_start.date(), start=local_start.time(), end=local_end.time(),
         capacity=slot.capacity, max_groups=slot.max_groups, note=slot.note)
+    capacity_form = forms.get("capacity_form")
+    if capacity_form is not None:  # the capacity alone was posted: its errors on the page's one capacity field
+        edit_form.capacity.raw_data = capacity_form.capacity.raw_data
+        edit_form.capacity.data = capacity_form.capacity.data
+        edit_form.capacity.errors = list(capacity_form.capacity.errors)
+        edit_form.form_errors = list(capacity_form.form_errors)
     return render(
         "host/slot.html", "slot_main", status=status, slot=slot, line=places, edit_form=edit_form,
-        capacity_form=forms.get("capacity_form") or CapacityForm(formdata=None, capacity=slot.capacity),
         cancel_form=forms.get("cancel_form") or ReasonForm(formdata=None), empty_form=EmptyForm(),
         events=services.slot_events(slot), SlotStatus=SlotStatus, ended=clock.now() >= slot.ends_at,
     )
@@ -368,7 +399,7 @@ def checkin_list(slot_id: int):
     bookings = services.checkin_bookings(slot)
     tokens = {b.id: checkin.checkin_token(b) for b in bookings}
     return render("host/checkin_list.html", "checkin_list", slot=slot, bookings=bookings, tokens=tokens,
-                  BookingStatus=BookingStatus)
+                  BookingStatus=BookingStatus, checkin_open=slot.check_in_is_open(clock.now()))
 
 
 def _checkin_denied(message: str):
@@ -408,7 +439,8 @@ def check_in(token: str):
                         organisation=booking.organisation.name, count=form.attended_headcount.data), "success")
                 return redirect(url_for("host.checkin_list", slot_id=booking.slot_id))
     return render("host/checkin.html", "checkin", status=status, booking=booking, form=form,
-                  token=token, BookingStatus=BookingStatus)
+                  token=token, BookingStatus=BookingStatus,
+                  checkin_open=booking.slot.check_in_is_open(clock.now()))
 
 
 @bp.get("/bookings/<int:booking_id>/sign-in-sheet.xlsx")
