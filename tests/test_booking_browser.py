@@ -61,7 +61,7 @@ def _cancel_on_detail_page(page) -> None:
 
 def test_secretary_books_and_cancels_and_places_follow_without_reload(app, live_server, browser):
     app.config["PLACES_POLL_SECONDS"] = 1
-    load_demo(branches=3)
+    load_demo(branches=3, history=False)
     slot_id, before = _bookable_slot()
     context = browser.new_context(viewport={"width": 390, "height": 844})
     context.set_default_timeout(10_000)
@@ -74,7 +74,7 @@ def test_secretary_books_and_cancels_and_places_follow_without_reload(app, live_
     _fill_booking_form(page)
     page.locator("#booking-panel button[type=submit]").click()
 
-    expect(page.locator("#booking-panel")).to_contain_text("本组织的预约")
+    expect(page.locator("#booking-panel")).to_contain_text("本支部的预约")  # sec1 books for a 党支部
     expect(page.locator("[data-remaining]").first).to_have_attribute("data-remaining", str(before - HEADCOUNT))
     expect(page.locator("#unread-badge")).to_have_text("1")  # updated out of band
     assert page.evaluate("window.__sameDocument") is True, "the slot page reloaded"
@@ -91,7 +91,7 @@ def test_secretary_books_and_cancels_and_places_follow_without_reload(app, live_
 
 
 def test_secretary_books_and_cancels_with_javascript_off(app, live_server, browser):
-    load_demo(branches=3)
+    load_demo(branches=3, history=False)
     slot_id, before = _bookable_slot()
     context = browser.new_context(java_script_enabled=False, viewport={"width": 390, "height": 844})
     context.set_default_timeout(10_000)
@@ -117,4 +117,28 @@ def test_secretary_books_and_cancels_with_javascript_off(app, live_server, brows
 
     page.goto(f"{live_server.url}/slots/{slot_id}")
     assert _remaining(page) == before
+    context.close()
+
+
+@pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
+def test_secretary_sees_a_too_large_group_and_a_bad_phone_in_one_round(app, live_server, browser, js):
+    """Issue 14: the phone error no longer hides the group-size error until the next try."""
+    load_demo(branches=3, history=False)
+    slot_id, _before = _bookable_slot()
+    context = browser.new_context(java_script_enabled=js, viewport={"width": 390, "height": 844})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    browser_login(page, live_server.url, "sec1", "partyday")
+    page.goto(f"{live_server.url}/slots/{slot_id}")
+    expect(page.locator("#booking-panel h2")).to_have_text("为本支部预约")
+    page.evaluate("window.__sameDocument = true")
+    page.get_by_label("参加人数").fill("999")
+    page.get_by_label("联系电话").fill("12345")
+    page.locator("#booking-panel button[type=submit]").click()
+    expect(page.locator("#headcount-error")).to_contain_text("该服务包每批接待")
+    expect(page.locator("#contact_phone-error")).to_contain_text("请填写11位手机号码或带区号的固定电话")
+    assert page.get_by_label("参加人数").get_attribute("aria-invalid") == "true"
+    assert page.get_by_label("联系电话").get_attribute("aria-invalid") == "true"
+    if js:
+        assert page.evaluate("window.__sameDocument") is True, "htmx did not swap the panel"
     context.close()

@@ -450,7 +450,7 @@ def test_secretary_booking_twice_is_sent_to_the_existing_booking(scene, client_a
     first = book_as_secretary(client, scene.slot)
     again = book_as_secretary(client, scene.slot)
     assert again.status_code in (302, 303) and again.headers["Location"] == first.headers["Location"]
-    assert "本组织已预约过该场次" in client.get(again.headers["Location"]).get_data(as_text=True)
+    assert "本支部已预约过该场次" in client.get(again.headers["Location"]).get_data(as_text=True)
     by_htmx = client.post(f"/slots/{scene.slot.id}/book", data=GOOD_FORM, headers=htmx_headers)
     assert by_htmx.status_code in (200, 422)
     assert "<html" not in by_htmx.get_data(as_text=True)
@@ -1002,3 +1002,189 @@ def test_station_phone_is_a_tap_to_call_link_on_slot_package_and_booking_pages(s
     for path in (f"/slots/{scene.slot.id}", f"/packages/{scene.package.id}", f"/bookings/{booking.id}"):
         assert link in client.get(path).get_data(as_text=True), path
     assert link in client_as(None).get(f"/slots/{scene.slot.id}").get_data(as_text=True)
+
+
+# == all field errors of a form in one round (issue 14) =====================================
+
+def field_error(html: str, field: str) -> str:
+    """The error text shown at one field of the form ("" when it has none)."""
+    found = re.search(rf'<div class="field has-error[^"]*" id="field-{field}">.*?<p class="error" id="{field}-error"'
+                      rf' role="alert">(.*?)</p>', html, re.S)
+    return found.group(1) if found else ""
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_secretary_gets_a_too_large_group_and_a_bad_phone_in_one_round_and_books_nothing(scene, client_as, htmx):
+    response = client_as(scene.secretary).post(
+        f"/slots/{scene.slot.id}/book", data={**GOOD_FORM, "headcount": "999", "contact_phone": "12345"},
+        headers=HX if htmx else {})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert ("<html" in html) is not htmx and "HX-Trigger" not in response.headers
+    assert "该服务包每批接待1至20人" in field_error(html, "headcount")
+    assert "请填写11位手机号码或带区号的固定电话" in field_error(html, "contact_phone")
+    assert html.count("该服务包每批接待1至20人") == 1 and html.count("请填写11位手机号码") == 1
+    assert 'aria-invalid="true"' in html and 'value="999"' in html and 'value="12345"' in html  # kept to correct
+    assert bookings_of_slot(scene.slot.id) == 0
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_secretary_gets_the_forms_own_errors_with_the_places_left_and_may_join_the_waitlist(
+        scene, client_as, htmx):
+    f.create_booking(slot=scene.slot, headcount=20)  # 10 of 30 left
+    client = client_as(scene.secretary)
+    response = client.post(f"/slots/{scene.slot.id}/book",
+                           data={**GOOD_FORM, "headcount": "15", "contact_name": "", "contact_phone": ""},
+                           headers=HX if htmx else {})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "请填写联系人姓名" in field_error(html, "contact_name")
+    assert "请填写联系电话" in field_error(html, "contact_phone")
+    assert "仅剩10个名额" in field_error(html, "headcount")
+    assert 'name="waitlist" value="1"' in html  # the places are the only rule refusing: the waitlist helps
+    # Corrected in the second round, the same people join the waitlist.
+    done = client.post(f"/slots/{scene.slot.id}/book", data={**GOOD_FORM, "headcount": "15", "waitlist": "1"})
+    assert done.status_code in (302, 303)
+    assert db.session.scalar(sa.select(Booking.status).where(
+        Booking.organisation_id == scene.secretary.organisation_id)) is BookingStatus.WAITLISTED
+
+
+def test_secretary_with_an_unreadable_headcount_is_not_told_about_group_sizes_too(scene, client_as):
+    response = client_as(scene.secretary).post(
+        f"/slots/{scene.slot.id}/book", data={**GOOD_FORM, "headcount": "abc", "contact_phone": "1391234567x"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert field_error(html, "headcount") == "请填写整数人数。"  # the form's message alone
+    assert "请填写11位手机号码" in field_error(html, "contact_phone")  # and the domain's, in the same round
+
+
+def test_secretary_over_the_quota_with_a_bad_phone_sees_both_above_and_at_the_field(scene, client_as):
+    from blueprints.admin.models import Quota, QuotaPeriod
+    from blueprints.catalog.models import Category
+
+    db.session.add(Quota(organisation_id=scene.secretary.organisation_id, category=Category.THEORY,
+                         period=QuotaPeriod.YEAR, max_bookings=1))
+    db.session.commit()
+    f.create_booking(slot=f.create_slot(package=scene.package, station=scene.station),
+                     organisation=scene.secretary.organisation)
+    response = client_as(scene.secretary).post(
+        f"/slots/{scene.slot.id}/book", data={**GOOD_FORM, "headcount": "25", "contact_phone": "123"}, headers=HX)
+    html = assert_fragment(response, "每年最多")
+    assert re.search(r'<div class="form-error" role="alert">\s*<p>[^<]*每年最多', html)  # the quota: the whole form
+    assert "每批接待1至20人" in field_error(html, "headcount") and "11位手机号码" in field_error(html, "contact_phone")
+    assert bookings_of_slot(scene.slot.id) == 0
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_secretary_of_a_deactivated_organisation_raising_beyond_the_group_size_sees_both_reasons(
+        scene, client_as, booking, htmx):
+    scene.secretary.organisation.active = False
+    db.session.commit()
+    before = snapshot(booking.id)
+    response = client_as(scene.secretary).post(f"/bookings/{booking.id}/headcount", data={"headcount": "25"},
+                                               headers=HX if htmx else {})
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert ("<html" in html) is not htmx
+    errors = field_error(html, "headcount")
+    assert "该服务包每批接待1至20人" in errors and "已被区级管理员停用" in errors
+    assert snapshot(booking.id) == before
+
+
+# == one word per concept: the organisation names itself by its kind (issue 14) =============
+
+from blueprints.accounts.models import OrganisationKind  # noqa: E402
+
+OWN_NAMES = [(OrganisationKind.BRANCH, "本支部"), (OrganisationKind.REGIONAL_UNIT, "本单位"),
+             (OrganisationKind.GENERAL_BRANCH, "本组织"), (OrganisationKind.PARTY_COMMITTEE, "本组织")]
+
+
+@pytest.mark.parametrize("kind,own", OWN_NAMES, ids=[k.value for k, _ in OWN_NAMES])
+def test_secretary_sees_the_booking_panel_name_their_organisation_by_its_kind(scene, client_as, kind, own):
+    scene.secretary.organisation.kind = kind
+    db.session.commit()
+    client = client_as(scene.secretary)
+    page = assert_full_page(client.get(f"/slots/{scene.slot.id}"), f"为{own}预约")
+    assert "本支部" not in page if own != "本支部" else True
+    assert_fragment(client.get(f"/slots/{scene.slot.id}", headers=HX), f"为{own}预约")
+    book_as_secretary(client, scene.slot)
+    assert f"{own}的预约：" in client.get(f"/slots/{scene.slot.id}").get_data(as_text=True)
+    again = client.post(f"/slots/{scene.slot.id}/book", data=GOOD_FORM, follow_redirects=True)
+    assert f"{own}已预约过该场次" in again.get_data(as_text=True)
+
+
+def test_secretary_sees_the_panel_follow_a_change_of_the_organisations_kind(scene, client_as):
+    """The panel is kept in the render cache per user and organisation: its kind is part of the key."""
+    client = client_as(scene.secretary)
+    assert "为本支部预约" in client.get(f"/slots/{scene.slot.id}").get_data(as_text=True)
+    scene.secretary.organisation.kind = OrganisationKind.REGIONAL_UNIT
+    db.session.commit()
+    page = client.get(f"/slots/{scene.slot.id}").get_data(as_text=True)
+    assert "为本单位预约" in page and "本支部" not in page
+
+
+def test_visitor_host_and_admin_see_a_panel_that_names_no_organisation(scene, client_as):
+    for user in (None, scene.host, scene.admin):
+        page = client_as(user).get(f"/slots/{scene.slot.id}").get_data(as_text=True)
+        assert "预约本场次" in page and "本支部" not in page and "本组织" not in page
+
+
+def test_secretary_in_english_books_for_their_unit(scene, client_as):
+    scene.secretary.organisation.kind = OrganisationKind.REGIONAL_UNIT
+    db.session.commit()
+    client = client_as(scene.secretary)
+    client.post("/lang", data={"lang": "en", "next": "/"})
+    assert "Book for your unit" in client.get(f"/slots/{scene.slot.id}").get_data(as_text=True)
+
+
+def test_pages_say_every_batch_of_people_with_one_word(scene, client_as):
+    scene.slot.max_groups = 3
+    db.session.commit()
+    client = client_as(scene.secretary)
+    slot_page = client.get(f"/slots/{scene.slot.id}").get_data(as_text=True)
+    assert "最多3批" in slot_page and "每批人数" in slot_page
+    package_page = client.get(f"/packages/{scene.package.id}").get_data(as_text=True)
+    assert "每批 1–20 人" in package_page
+    for html in (slot_page, package_page, client.get("/").get_data(as_text=True)):
+        for word in ("每组", "团体", "团队", "后台管理"):
+            assert word not in html
+
+
+# == the station's street address and a map link (issue 14) ==================================
+
+ADDRESS = "上海市闵行区七宝镇青年路88号3号楼201室"
+MAP_URL = ("https://uri.amap.com/search?keyword=%E4%B8%8A%E6%B5%B7%E5%B8%82%E9%97%B5%E8%A1%8C%E5%8C%BA%E4%B8%83"
+           "%E5%AE%9D%E9%95%87%E9%9D%92%E5%B9%B4%E8%B7%AF88%E5%8F%B73%E5%8F%B7%E6%A5%BC201%E5%AE%A4"
+           "&amp;view=map&amp;src=partyday&amp;callnative=1")
+
+
+def test_station_address_shows_whole_with_a_map_link_on_slot_package_and_booking_pages(scene, client_as):
+    scene.station.address = ADDRESS
+    db.session.commit()
+    booking = f.create_booking(slot=scene.slot, organisation=scene.secretary.organisation)
+    # the numbers with their units kept together; the Chinese between them wraps as usual
+    shown = '<span class="address">上海市闵行区七宝镇青年路<span class="address-number">88号3号楼201室</span></span>'
+    link = (f'<a class="map-link" href="{MAP_URL}" target="_blank" rel="noopener noreferrer">在地图中打开'
+            '<span class="visually-hidden">：七宝老街党群服务站（在新标签页中打开）</span></a>')
+    secretary, visitor = client_as(scene.secretary), client_as(None)
+    for client, path in ((secretary, f"/slots/{scene.slot.id}"), (secretary, f"/packages/{scene.package.id}"),
+                         (secretary, f"/bookings/{booking.id}"), (visitor, f"/slots/{scene.slot.id}"),
+                         (visitor, f"/packages/{scene.package.id}")):
+        html = client.get(path).get_data(as_text=True)
+        assert shown in html and link in html, path
+
+
+def test_station_address_is_escaped_in_the_page_and_encoded_in_the_map_link(scene, client_as):
+    scene.station.address = '徐汇区龙腾大道<b>"2"</b>&号'
+    db.session.commit()
+    html = client_as(None).get(f"/packages/{scene.package.id}").get_data(as_text=True)
+    assert '龙腾大道<b>' not in html and '龙腾大道&lt;<span class="address-number">b</span>&gt;&#34;' in html
+    assert ("keyword=%E5%BE%90%E6%B1%87%E5%8C%BA%E9%BE%99%E8%85%BE%E5%A4%A7%E9%81%93"
+            "%3Cb%3E%222%22%3C/b%3E%26%E5%8F%B7&amp;view=map") in html
+
+
+def test_station_without_an_address_has_no_map_link(scene, client_as):
+    scene.station.address = ""
+    db.session.commit()
+    for path in (f"/slots/{scene.slot.id}", f"/packages/{scene.package.id}"):
+        assert "uri.amap.com" not in client_as(None).get(path).get_data(as_text=True), path

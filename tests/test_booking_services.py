@@ -339,7 +339,7 @@ CAPACITY = [
     ("exactly_fills", 10, None, False, "booked", False),
     ("exceeds", 11, None, False, "仅剩10个名额", True),
     ("exceeds_joins_waitlist", 11, None, True, S.WAITLISTED, False),
-    ("group_limit_reached", 5, 1, False, "无法再接待新的团队", True),
+    ("group_limit_reached", 5, 1, False, "可接待的批数已满", True),
     ("group_limit_reached_joins_waitlist", 5, 1, True, S.WAITLISTED, False),
     ("group_left", 5, 2, False, "booked", False),
     ("below_min_group_size", 1, None, False, "每批接待2至20人", False),
@@ -463,7 +463,7 @@ def test_contact_details_are_trimmed(scene):
 def test_second_booking_of_the_same_organisation_is_refused_with_a_link(scene, first_status):
     first = f.create_booking(slot=scene.slot, organisation=scene.secretary.organisation, status=first_status)
     error = refused(lambda: services.book(scene.secretary, scene.slot.id, request(), join_waitlist=True))
-    assert "本组织已预约过该场次" in error.message and error.booking_id == first.id
+    assert "本支部已预约过该场次" in error.message and error.booking_id == first.id
     # Another secretary of the same organisation is refused too; another organisation is not.
     colleague = f.create_secretary(organisation=scene.secretary.organisation)
     assert refused(lambda: services.book(colleague, scene.slot.id, request())).booking_id == first.id
@@ -501,7 +501,7 @@ def test_race_caught_by_the_unique_index_becomes_a_clear_refusal(scene, monkeypa
 
     monkeypatch.setattr(services, "active_booking_of", miss_first_time)
     error = refused(lambda: services.book(scene.secretary, scene.slot.id, request()))
-    assert "本组织已预约过该场次" in error.message and error.booking_id == existing.id
+    assert "本支部已预约过该场次" in error.message and error.booking_id == existing.id
     assert len(calls) == 2
 
 
@@ -756,7 +756,7 @@ def test_approve_refuses_to_exceed_capacity(scene):
     f.create_booking(slot=scene.slot, headcount=15)
     booking = f.create_booking(slot=scene.slot, organisation=scene.secretary.organisation, headcount=20,
                                status=S.PENDING)
-    assert "超出场次容量" in refused(lambda: services.approve(scene.host, booking.id)).message
+    assert "超出该场次的名额" in refused(lambda: services.approve(scene.host, booking.id)).message
 
 
 @pytest.mark.parametrize("reason", ["", "  "])
@@ -784,8 +784,9 @@ def test_decline_refuses_a_booking_not_awaiting_approval(scene, status):
 # -- check-in and no-shows --------------------------------------------------------------------
 
 @pytest.mark.parametrize("now,attended,outcome", [
-    (START - timedelta(hours=13), 9, "活动当天才能签到"),
-    (START - timedelta(hours=12), 9, "ok"),
+    # check-in opens at 00:00 (Shanghai) of the slot's day (Slot.check_in_opens_at)
+    (clock.local_datetime(clock.to_local(START).date(), 0) - timedelta(minutes=1), 9, "活动当天才能签到"),
+    (clock.local_datetime(clock.to_local(START).date(), 0), 9, "ok"),
     (START + timedelta(hours=1), 0, "ok"),
     (START + timedelta(hours=1), 30, "ok"),
     (START + timedelta(hours=1), 31, "实到人数（0至30）"),
@@ -996,3 +997,98 @@ def test_flask_bookings_settle_command(app, scene, frozen_now):
     result = app.test_cli_runner().invoke(args=["bookings", "settle"])
     assert result.exit_code == 0 and "1 bookings recorded as no-shows" in result.output
     assert fresh(Booking, booking.id).status is S.NO_SHOW
+
+
+# -- every reason at once (issue 14: booking errors came in rounds) ----------------------------
+
+def problems_of(error: services.BookingError) -> dict:
+    """field (None: the form as a whole) → the messages of its problems."""
+    found: dict = {}
+    for problem in error.problems:
+        found.setdefault(problem.field, []).append(problem.message)
+    return found
+
+
+def test_a_group_too_large_and_a_bad_phone_are_refused_together_each_at_its_field(scene):
+    error = refused(lambda: services.book(scene.secretary, scene.slot.id, request(999, phone="12345")))
+    found = problems_of(error)
+    assert set(found) == {"headcount", "contact_phone"}
+    assert "每批接待2至20人" in found["headcount"][0] and "11位手机号码" in found["contact_phone"][0]
+    assert error.message == error.problems[0].message and not error.waitlist_possible
+
+
+def test_a_blank_name_and_too_few_places_are_refused_together_and_the_waitlist_is_still_offered(scene):
+    f.create_booking(slot=scene.slot, headcount=25)  # 5 of 30 left
+    error = refused(lambda: services.book(scene.secretary, scene.slot.id, request(10, name=" ")))
+    found = problems_of(error)
+    assert set(found) == {"contact_name", "headcount"} and "仅剩5个名额" in found["headcount"][0]
+    assert error.waitlist_possible  # the name is a typing mistake, the places are the only rule refusing
+
+
+def test_a_quota_and_a_group_too_small_are_refused_together_and_the_waitlist_would_not_help(scene):
+    db.session.add(Quota(organisation_id=scene.secretary.organisation_id, category=Category.THEORY,
+                         period=QuotaPeriod.MONTH, max_bookings=1))
+    db.session.commit()
+    services.book(scene.secretary, scene.slot.id, request())
+    second = f.create_slot(package=scene.package, station=scene.station, starts_at=START - timedelta(days=2),
+                           capacity=30)
+    f.create_booking(slot=second, headcount=29)  # 1 place left: a place problem too, but the group rules first
+    error = refused(lambda: services.book(scene.secretary, second.id, request(1)))
+    found = problems_of(error)
+    assert "每批接待2至20人" in found["headcount"][0] and re.search(r"每月最多\D*1\D", found[None][0])
+    assert len(error.problems) == 2 and not error.waitlist_possible  # no "book fewer" advice for a wrong group
+
+
+def test_a_slot_that_cannot_be_booked_is_said_with_the_field_problems(scene):
+    scene.slot.status = SlotStatus.CLOSED
+    db.session.commit()
+    error = refused(lambda: services.book(scene.secretary, scene.slot.id, request(999, phone="1")))
+    assert [p.field for p in error.problems] == ["contact_phone", None]
+    assert "停止预约" in error.problems[-1].message
+
+
+def test_booking_problems_reads_what_book_would_refuse_and_writes_nothing(scene):
+    f.create_booking(slot=scene.slot, headcount=25)
+    before = snapshot()
+    problems = services.booking_problems(scene.secretary, scene.slot.id, request(999, phone="12345"))
+    assert [p.field for p in problems] == ["contact_phone", "headcount"]
+    # A field the form already refused (None) is not checked again; the places are, for a group that may come.
+    partial = services.BookingRequest(headcount=10, contact_name=None, contact_phone=None)
+    assert [p.message for p in services.booking_problems(scene.secretary, scene.slot.id, partial)] == [
+        "仅剩5个名额。请减少人数或加入候补。"]
+    assert services.booking_problems(scene.secretary, scene.slot.id, partial, join_waitlist=True) == []
+    assert services.booking_problems(scene.secretary, scene.slot.id, request(5)) == []
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("role", ["host", "admin", "inactive_secretary"])
+def test_booking_problems_is_for_active_secretaries_only(scene, role):
+    with pytest.raises(services.NotAllowed):
+        services.booking_problems(scene.user(role), scene.slot.id, request())
+
+
+def test_booking_problems_of_a_missing_slot_is_not_allowed(scene):
+    with pytest.raises(services.NotAllowed):
+        services.booking_problems(scene.secretary, 999_999, request())
+
+
+def test_raising_the_headcount_of_a_deactivated_organisation_beyond_the_group_size_names_both(scene):
+    booking = services.book(scene.secretary, scene.slot.id, request(10))
+    _deactivate(scene.secretary.organisation)
+    error = refused(lambda: services.change_headcount(scene.secretary, booking.id, 25))
+    messages = [p.message for p in error.problems]
+    assert [p.field for p in error.problems] == ["headcount", "headcount"]
+    assert "每批接待2至20人" in messages[0] and "停用" in messages[1]
+
+
+@pytest.mark.parametrize("problems,offered", [
+    ([("contact_phone", False, True), ("headcount", True, False)], True),   # a typo and the places
+    ([(None, False, False), ("headcount", True, False)], False),           # a quota and the places
+    ([("contact_phone", False, True)], False),                             # only a typo
+    ([(None, True, False), ("headcount", True, False)], True),             # groups full and places
+])
+def test_the_waitlist_is_offered_when_it_answers_every_rule_that_refused(problems, offered):
+    errors = [services.BookingError("x", field, waitlist_possible=waitlist, correction=correction)
+              for field, waitlist, correction in problems]
+    combined = services.BookingError.of(errors)
+    assert combined.waitlist_possible is offered and combined.problems == errors

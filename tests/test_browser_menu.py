@@ -9,7 +9,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_secretary_logs_in_and_sees_the_menu(live_server, page_js_and_nojs):
-    load_demo(branches=3)
+    load_demo(branches=3, history=False)
     page = page_js_and_nojs
     browser_login(page, live_server.url, "sec1", "partyday")
     page.goto(live_server.url + "/")
@@ -21,7 +21,7 @@ def test_secretary_logs_in_and_sees_the_menu(live_server, page_js_and_nojs):
 
 
 def test_filtering_the_menu_updates_results_and_url(live_server, page):
-    load_demo(branches=3)
+    load_demo(branches=3, history=False)
     page.goto(live_server.url + "/")
     page.get_by_text("筛选", exact=True).click()  # a phone folds the filters behind 筛选
     page.get_by_label("类别").select_option("volunteer")

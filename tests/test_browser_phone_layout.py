@@ -24,8 +24,8 @@ HEADER = {
     ("sec1", "en"): (["Menu", "My bookings", "Calendar", "Messages"], ["Log out", "中文"]),
     ("host1", "zh_CN"): (["服务菜单", "我的站点", "预约审核", "统计", "日历订阅", "消息"], ["退出", "English"]),
     ("host1", "en"): (["Menu", "My stations", "Approvals", "Statistics", "Calendar", "Messages"], ["Log out", "中文"]),
-    ("admin", "zh_CN"): (["服务菜单", "后台管理", "统计", "组织名录", "账号", "消息"], ["退出", "English"]),
-    ("admin", "en"): (["Menu", "Administration", "Statistics", "Organisation directory", "Accounts", "Messages"],
+    ("admin", "zh_CN"): (["服务菜单", "区级管理", "统计", "组织名录", "账号", "消息"], ["退出", "English"]),
+    ("admin", "en"): (["Menu", "District administration", "Statistics", "Organisation directory", "Accounts", "Messages"],
                       ["Log out", "中文"]),
 }
 
@@ -75,7 +75,7 @@ def switch_language(page, lang: str) -> None:
 @pytest.mark.parametrize("phone", [True, False], ids=["js", "nojs"], indirect=True)
 @pytest.mark.parametrize("user,lang", list(HEADER))
 def test_every_header_item_is_reachable_on_a_phone(live_server, phone, user, lang):
-    load_demo(branches=3)
+    load_demo(branches=3, history=False)
     if user != "anon":
         account = db.session.scalar(db.select(User).filter_by(username=user))
         db.session.add(Notification(user_id=account.id, kind="booking_confirmed", params={}))
@@ -105,7 +105,7 @@ def test_every_header_item_is_reachable_on_a_phone(live_server, phone, user, lan
 
 @pytest.mark.browser
 def test_the_navigation_button_works_from_the_keyboard(live_server, phone):
-    load_demo(branches=3)
+    load_demo(branches=3, history=False)
     browser_login(phone, live_server.url, "host1", "partyday")
     phone.goto(live_server.url + "/")
     summary = phone.locator(".nav-menu > summary")
@@ -122,7 +122,7 @@ def test_the_navigation_button_works_from_the_keyboard(live_server, phone):
 @pytest.mark.browser
 @pytest.mark.parametrize("user,lang", [("anon", "zh_CN"), ("anon", "en"), ("sec1", "zh_CN"), ("host1", "en")])
 def test_the_first_package_is_on_the_first_screen(live_server, phone, user, lang):
-    load_demo(branches=3)
+    load_demo(branches=3, history=False)
     if user != "anon":
         browser_login(phone, live_server.url, user, "partyday")
     phone.goto(live_server.url + "/")
@@ -136,7 +136,7 @@ def test_the_first_package_is_on_the_first_screen(live_server, phone, user, lang
 @pytest.mark.browser
 @pytest.mark.parametrize("phone", [False], ids=["nojs"], indirect=True)
 def test_the_filter_control_opens_without_javascript(live_server, phone):
-    load_demo(branches=3)
+    load_demo(branches=3, history=False)
     phone.goto(live_server.url + "/")
     category = phone.get_by_label("类别")
     assert not category.is_visible()
@@ -155,7 +155,7 @@ def test_the_filter_control_opens_without_javascript(live_server, phone):
 
 @pytest.mark.browser
 def test_filtering_with_javascript_keeps_the_panel_open_and_counts(live_server, phone):
-    load_demo(branches=3)
+    load_demo(branches=3, history=False)
     phone.goto(live_server.url + "/?available=y")
     assert phone.get_by_label("类别").is_visible()  # open: a filter is set
     phone.get_by_label("类别").select_option("theory")

@@ -113,7 +113,7 @@ def test_admin_creates_a_station_with_hosts(client, admin):
     host = f.create_host()
     form = html(client.get("/admin/stations/new"))
     for label in ("名称", "地址", "街镇", "电话", "预约需站点管理员审核", "预约截止（开始前几小时）", "取消截止（开始前几小时）",
-                  "站点管理员", "启用（支部可在此预约）"):
+                  "站点管理员", "启用（各组织可在此预约）"):
         assert label in form
     assert host.display_name in form
     response = client.post("/admin/stations/new", data={
@@ -283,7 +283,7 @@ def test_admin_creates_and_edits_a_package(client, admin):
     a, b = f.create_station(), f.create_station()
     campaign = f.create_campaign()
     form = html(client.get("/admin/packages/new"))
-    for label in ("类别", "名称", "简介", "时长（分钟）", "每组最少人数", "每组最多人数", "提供此服务包的站点"):
+    for label in ("类别", "名称", "简介", "时长（分钟）", "每批最少人数", "每批最多人数", "提供此服务包的站点"):
         assert label in form
     response = client.post("/admin/packages/new", data={
         "category": "practice", "title": "七宝·党性实践包", "summary": "走读老街", "duration_minutes": "90",
@@ -310,7 +310,7 @@ def test_admin_package_min_above_max_is_refused_in_chinese(client, admin):
         "category": "theory", "title": "X", "duration_minutes": "60", "min_group_size": "40",
         "max_group_size": "10", "stations": [str(station.id)]}, headers=HX)
     assert response.status_code == 422
-    assert "每组最多人数不能少于最少人数（40 人）" in html(response) and "<html" not in html(response)
+    assert "每批最多人数不能少于最少人数（40 人）" in html(response) and "<html" not in html(response)
     response = client.post("/admin/packages/new", data={
         "category": "theory", "title": "X", "duration_minutes": "60", "min_group_size": "1", "max_group_size": "10",
         "campaign": "abc"})

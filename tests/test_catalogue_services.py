@@ -139,9 +139,9 @@ def _package(**changes):
 
 
 @pytest.mark.parametrize("changes,field,message", [
-    ({"min_group_size": 20, "max_group_size": 10}, "max_group_size", "每组最多人数不能少于最少人数（20 人）"),
+    ({"min_group_size": 20, "max_group_size": 10}, "max_group_size", "每批最多人数不能少于最少人数（20 人）"),
     ({"min_group_size": 0}, "min_group_size", "1 到 10000"),
-    ({"max_group_size": None}, "max_group_size", "请填写每组最多人数"),
+    ({"max_group_size": None}, "max_group_size", "请填写每批最多人数"),
     ({"duration_minutes": 0}, "duration_minutes", "1 到 1440"),
     ({"category": "party"}, "category", "请选择类别"),
     ({"title": ""}, "title", "请填写服务包名称"),

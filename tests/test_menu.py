@@ -199,3 +199,11 @@ def test_english_is_available(client):
     assert "Themed Party-day service menu" in html and 'lang="en"' in html
     client.post("/lang", data={"lang": "zh_CN", "next": "/"})
     assert "主题党日服务菜单" in client.get("/").get_data(as_text=True)
+
+
+def test_menu_cards_say_group_size_per_batch_and_the_hero_names_no_branch(client):
+    """Glossary (README): a package's group size is 每批人数, never 每组; the menu is for every kind of organisation."""
+    f.create_slot(package=f.create_package(title="批次包", min_group_size=5, max_group_size=40))
+    html = client.get("/").get_data(as_text=True)
+    assert "每批 5–40 人 · 约" in html and "每组" not in html
+    assert "预约党群服务站的主题党日活动" in html and "为支部预约" not in html

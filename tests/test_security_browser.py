@@ -51,7 +51,7 @@ def _assert_clean(page):
 
 
 def test_menu_filter_updates_results_through_htmx_under_the_csp_anonymous(live_server, watched_page):
-    load_demo(branches=2)
+    load_demo(branches=2, history=False)
     page = watched_page
     response = page.goto(live_server.url + "/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
@@ -69,7 +69,7 @@ def test_menu_filter_updates_results_through_htmx_under_the_csp_anonymous(live_s
 def test_booking_on_the_slot_page_through_htmx_under_the_csp_secretary(app, live_server, watched_page,
                                                                         monkeypatch):
     monkeypatch.setitem(app.config, "PLACES_POLL_SECONDS", 1)
-    load_demo(branches=2)
+    load_demo(branches=2, history=False)
     slot_id, before = _bookable_slot()
     page = watched_page
     browser_login(page, live_server.url, "sec1", "partyday")
@@ -81,7 +81,7 @@ def test_booking_on_the_slot_page_through_htmx_under_the_csp_secretary(app, live
     _fill_booking_form(page)
     with page.expect_response(lambda r: r.request.method == "POST" and r.request.headers.get("hx-request") == "true"):
         page.locator("#booking-panel button[type=submit]").click()
-    expect(page.locator("#booking-panel")).to_contain_text("本组织的预约")
+    expect(page.locator("#booking-panel")).to_contain_text("本支部的预约")
     expect(page.locator("[data-remaining]").first).to_have_attribute("data-remaining", str(before - HEADCOUNT))
     assert page.evaluate("window.__sameDocument") is True, "htmx did not swap; the page reloaded"
     _assert_clean(page)

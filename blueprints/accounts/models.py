@@ -83,6 +83,16 @@ class Organisation(TimestampMixin, db.Model):
     def __repr__(self) -> str:
         return f"<Organisation {self.id} {self.name}>"
 
+    @property
+    def self_name(self) -> str:
+        """How the organisation's own pages and messages name it (glossary, README): 本支部 for
+        a 党支部 only, 本单位 for a 区域单位 (\"两新\" organisations too), 本组织 otherwise."""
+        if self.kind is OrganisationKind.BRANCH:
+            return _l("your branch")
+        if self.kind is OrganisationKind.REGIONAL_UNIT:
+            return _l("your unit")
+        return _l("your organisation")
+
 
 class User(UserMixin, TimestampMixin, db.Model):
     __tablename__ = "users"

@@ -1,9 +1,13 @@
 """Branch secretaries: package and slot pages, booking, my bookings, changes, cancellation, inbox."""
 from __future__ import annotations
 
+from typing import Callable
+
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
+from jinja2_fragments.flask import render_block
+from markupsafe import Markup
 
 from blueprints.accounts.guards import secretary_required
 from blueprints.core import changes, clock, render_cache
@@ -114,6 +118,12 @@ def _slot_moments(slot) -> tuple:
 def slot(slot_id: int):
     if wants_fragment():  # the booking panel alone: the user's own
         return render("booking/slot.html", "booking_panel", **_slot_context(_load_slot(slot_id)))
+    return _slot_page(slot_id)
+
+
+def _slot_page(slot_id: int, *, panel: Callable[[], Markup] | None = None, status: int | None = None):
+    """The slot page: its public part from the cache, the booking panel the user's own (``panel``:
+    one rendered for this answer, e.g. a refused form with its errors)."""
 
     def build(recording):
         found = _load_slot(slot_id)
@@ -125,9 +135,20 @@ def slot(slot_id: int):
 
     return render_public("booking/slot.html", parts=("slot", slot_id), deps=[changes.slot(slot_id)],
                          build=build, blocks=("title", "slot_public"), fragment=None,
-                         personal=lambda: ({"cached_blocks": {"booking_panel": _booking_panel(slot_id)}}
+                         personal=lambda: ({"cached_blocks": {"booking_panel": (panel or _booking_panel)(slot_id)}}
                                            if current_user.is_authenticated
-                                           else _slot_context(_load_slot(slot_id))))  # a visitor with a flash
+                                           else _slot_context(_load_slot(slot_id))),  # a visitor with a flash
+                         status=status)
+
+
+def _refused(slot_id: int, form: BookingForm, error=None):
+    """The booking panel again with the form's errors (422): for htmx the panel alone, otherwise
+    the slot page around it, whose public part comes from the cache as on a plain view."""
+    context = _slot_context(_load_slot(slot_id), form, error)
+    if wants_fragment():
+        return render("booking/slot.html", "booking_panel", status=422, **context)
+    return _slot_page(slot_id, panel=lambda _: Markup(render_block("booking/slot.html", "booking_panel", **context)),
+                      status=422)
 
 
 def _booking_panel(slot_id: int):
@@ -137,7 +158,8 @@ def _booking_panel(slot_id: int):
     organisation = user.organisation
     parts = ("panel", slot_id, user.id, user.role.value, user.display_name, user.phone,
              organisation.name if organisation else None, organisation.secretary_name if organisation else None,
-             organisation.secretary_phone if organisation else None, organisation.active if organisation else None)
+             organisation.secretary_phone if organisation else None, organisation.active if organisation else None,
+             organisation.kind.value if organisation else None)  # the panel names it 本支部/本单位/本组织
 
     def build(recording):
         found = _load_slot(slot_id)
@@ -168,20 +190,20 @@ def places(slot_id: int):
 def book(slot_id: int):
     found = _load_slot(slot_id)
     form = BookingForm()
+    join_waitlist = request.form.get("waitlist") == "1"
     if not form.validate_on_submit():
-        return render("booking/slot.html", "booking_panel", status=422, **_slot_context(found, form))
+        # One round: the form's own errors, and with them every refusal of the domain about the
+        # fields that passed (a group too large for the package, places, quotas), not one by one.
+        error = None
+        if not getattr(form, "csrf_token", None) or not form.csrf_token.errors:  # not for an expired page
+            problems = services.booking_problems(current_user, found.id, _booking_request(form, partial=True),
+                                                 join_waitlist=join_waitlist)
+            if problems:
+                error = services.BookingError.of(problems)
+                _attach(form, error)
+        return _refused(found.id, form, error)
     try:
-        booking = services.book(
-            current_user,
-            found.id,
-            services.BookingRequest(
-                headcount=form.headcount.data,
-                contact_name=form.contact_name.data,
-                contact_phone=form.contact_phone.data,
-                note=form.note.data or "",
-            ),
-            join_waitlist=request.form.get("waitlist") == "1",
-        )
+        booking = services.book(current_user, found.id, _booking_request(form), join_waitlist=join_waitlist)
     except services.NotAllowed:
         abort(404)
     except services.BookingError as error:
@@ -189,14 +211,26 @@ def book(slot_id: int):
             flash(error.message, "warning")
             return redirect(url_for("booking.detail", booking_id=error.booking_id))
         _attach(form, error)
-        return render("booking/slot.html", "booking_panel", status=422,
-                      **_slot_context(_load_slot(slot_id), form, error))
+        return _refused(slot_id, form, error)
     flash(_booked_message(booking), "success")
     if wants_fragment():
         response = render("booking/slot.html", "booking_panel", oob=[UNREAD_BADGE], oob_badge=True,
                           **_slot_context(_load_slot(slot_id)))
         return trigger(response, BOOKING_CHANGED)
     return redirect(url_for("booking.detail", booking_id=booking.id))
+
+
+def _booking_request(form: BookingForm, *, partial: bool = False) -> services.BookingRequest:
+    """The form's values; ``partial``: None for each field the form already refused."""
+    def value(field):
+        return None if partial and field.errors else field.data
+
+    return services.BookingRequest(
+        headcount=value(form.headcount),
+        contact_name=value(form.contact_name),
+        contact_phone=value(form.contact_phone),
+        note=form.note.data or "",
+    )
 
 
 def _booked_message(booking) -> str:
@@ -209,11 +243,14 @@ def _booked_message(booking) -> str:
 
 
 def _attach(form, error: services.BookingError) -> None:
-    field = getattr(form, error.field, None) if error.field else None
-    if field is not None:
-        field.errors = list(field.errors) + [error.message]
-    else:
-        form.form_errors.append(error.message)
+    """Each of the refusal's reasons at its field (or above the form), once."""
+    for problem in error.problems:
+        field = getattr(form, problem.field, None) if problem.field else None
+        if field is not None:
+            if problem.message not in field.errors:
+                field.errors = list(field.errors) + [problem.message]
+        elif problem.message not in form.form_errors:
+            form.form_errors.append(problem.message)
 
 
 # -- my bookings ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from blueprints.core import clock, phones
 from blueprints.core.db import lock_rows, start_write_transaction
 from blueprints.core.extensions import db
 
-from .capacity import availability
+from .capacity import availability, availability_for
 from .models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingEvent, BookingStatus
 from .notifications import notify
 
@@ -29,15 +29,35 @@ CHANGEABLE = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.WAIT
 
 
 class BookingError(Exception):
-    """A refusal with a message for the user; ``field`` names the form field it belongs to."""
+    """A refusal with a message for the user; ``field`` names the form field it belongs to.
+
+    A request refused for several reasons at once carries each of them in ``problems`` (one
+    BookingError per reason, in the order the form shows them); the error itself speaks with the
+    first one's message and field, so a caller that shows one message still shows a true one.
+    """
 
     def __init__(self, message: str, field: str | None = None, *, booking_id: int | None = None,
-                 waitlist_possible: bool = False):
+                 waitlist_possible: bool = False, correction: bool = False,
+                 problems: list["BookingError"] | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
         self.booking_id = booking_id
         self.waitlist_possible = waitlist_possible
+        self.correction = correction  # a typing mistake in a field, not a rule of the slot
+        self.problems: list[BookingError] = list(problems) if problems else [self]
+
+    @classmethod
+    def of(cls, problems: list["BookingError"]) -> "BookingError":
+        """One error for several refusals. Joining the waitlist is offered when it answers every
+        rule that refused (typing mistakes are corrected on the way)."""
+        if len(problems) == 1:
+            return problems[0]
+        first = problems[0]
+        rules = [problem for problem in problems if not problem.correction]
+        return cls(first.message, first.field, booking_id=first.booking_id,
+                   waitlist_possible=bool(rules) and all(problem.waitlist_possible for problem in rules),
+                   problems=problems)
 
 
 class NotAllowed(Exception):
@@ -209,65 +229,110 @@ def _refuse(message: str, field: str | None = None, **kwargs):
     raise BookingError(message, field, **kwargs)
 
 
-def _check_group_size(package: Package, headcount: int) -> None:
+def _refuse_all(problems: list[BookingError]):
+    db.session.rollback()
+    raise BookingError.of(problems)
+
+
+def _group_size_problem(package: Package, headcount: int) -> BookingError | None:
     if headcount < package.min_group_size or headcount > package.max_group_size:
-        _refuse(_("This package takes groups of %(min)s to %(max)s people.",
-                  min=package.min_group_size, max=package.max_group_size), "headcount")
+        return BookingError(_("This package takes groups of %(min)s to %(max)s people.",
+                              min=package.min_group_size, max=package.max_group_size), "headcount")
+    return None
 
 
-def _check_fits_the_slot(slot: Slot, headcount: int) -> None:
+def _fits_the_slot_problem(slot: Slot, headcount: int) -> BookingError | None:
     """A waitlisted group bigger than the whole slot would wait for ever."""
     if headcount > slot.capacity:
-        _refuse(_("This slot takes %(capacity)s people in all, so a group of %(headcount)s cannot be "
-                  "placed, not even from the waitlist.", capacity=slot.capacity, headcount=headcount),
-                "headcount")
+        return BookingError(_("This slot takes %(capacity)s people in all, so a group of %(headcount)s cannot "
+                              "be placed, not even from the waitlist.", capacity=slot.capacity, headcount=headcount),
+                            "headcount")
+    return None
+
+
+def _already_booked(organisation: Organisation) -> str:
+    return _("This slot is already booked by %(own)s.", own=organisation.self_name)
+
+
+def _request_problems(request: BookingRequest, *, partial: bool = False) -> list[BookingError]:
+    """What is wrong with the request's own fields, each at its field. ``partial``: a field given
+    as None is not checked (the form has already said what is wrong with it)."""
+    problems = []
+    if not (partial and request.headcount is None) and (request.headcount is None or request.headcount < 1):
+        problems.append(BookingError(_("Please give the number of people (at least 1)."), "headcount",
+                                     correction=True))
+    if not (partial and request.contact_name is None) and not (request.contact_name or "").strip():
+        problems.append(BookingError(_("Please give a contact name."), "contact_name", correction=True))
+    if not (partial and request.contact_phone is None) and not is_valid_phone(request.contact_phone or ""):
+        problems.append(BookingError(
+            _("Please give a mainland mobile number (11 digits) or a landline with area code."), "contact_phone",
+            correction=True))
+    return problems
+
+
+def _placement(slot: Slot, headcount: int, join_waitlist: bool) -> tuple[BookingStatus | None, BookingError | None]:
+    """Where a group of ``headcount`` goes in ``slot`` (the package's group size already checked):
+    its status, or why there is no room."""
+    places = availability(slot.id)
+    if places.remaining >= headcount:
+        return (BookingStatus.PENDING if slot.station.requires_approval else BookingStatus.CONFIRMED), None
+    if join_waitlist:
+        problem = _fits_the_slot_problem(slot, headcount)
+        return (None, problem) if problem else (BookingStatus.WAITLISTED, None)
+    if places.groups_full:
+        return None, BookingError(_("This slot has no room for another group. You can join the waitlist."),
+                                  waitlist_possible=True)
+    if places.remaining > 0 and not places.fits_group(slot.package.min_group_size):
+        # Fewer people would not help: nobody may book fewer than the smallest group.
+        return None, BookingError(
+            _("Only %(remaining)s places are left, fewer than the smallest group of %(min)s people: "
+              "this slot cannot be booked, but you can join the waitlist.",
+              remaining=places.remaining, min=slot.package.min_group_size),
+            waitlist_possible=True)
+    return None, BookingError(_("Only %(remaining)s places are left. Book fewer people or join the waitlist.",
+                                remaining=places.remaining), "headcount", waitlist_possible=True)
+
+
+def _assess(organisation: Organisation, slot: Slot, request: BookingRequest, join_waitlist: bool, *,
+            partial: bool = False) -> tuple[list[BookingError], BookingStatus | None]:
+    """Every reason to refuse ``request`` at once (the request's fields, then the slot's and the
+    organisation's rules), or none and the status the booking gets."""
+    problems = _request_problems(request, partial=partial)
+    refusal = organisation_refusal(organisation) or slot_refusal(slot)
+    if refusal:
+        return [*problems, BookingError(refusal)], None
+    existing = active_booking_of(organisation.id, slot.id)
+    if existing:  # alone: the page sends the user to that booking
+        return [BookingError(_already_booked(organisation), booking_id=existing.id)], None
+    headcount = request.headcount if request.headcount is not None and request.headcount >= 1 else None
+    group_problem = _group_size_problem(slot.package, headcount) if headcount is not None else None
+    if group_problem:
+        problems.append(group_problem)
+    refusal = quota_refusal(organisation.id, slot)
+    if refusal:
+        problems.append(BookingError(refusal))
+    status = None
+    if headcount is not None and group_problem is None:  # places matter only for a group that may come
+        status, place_problem = _placement(slot, headcount, join_waitlist)
+        if place_problem:
+            problems.append(place_problem)
+    return problems, (None if problems else status)
 
 
 # -- booking --------------------------------------------------------------------------------
 
 def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bool = False) -> Booking:
-    """Book ``slot_id`` for the user's organisation: confirmed, pending approval, or waitlisted."""
+    """Book ``slot_id`` for the user's organisation: confirmed, pending approval, or waitlisted.
+    A refusal names every reason at once (``BookingError.problems``)."""
     if not user.active or not user.is_secretary or user.organisation_id is None:
         raise NotAllowed()
-    if not request.contact_name.strip():
-        raise BookingError(_("Please give a contact name."), "contact_name")
-    if not is_valid_phone(request.contact_phone):
-        raise BookingError(_("Please give a mainland mobile number (11 digits) or a landline with area code."),
-                           "contact_phone")
-    if request.headcount is None or request.headcount < 1:
-        raise BookingError(_("Please give the number of people (at least 1)."), "headcount")
+    _refuse_a_full_slot_without_locks(user, slot_id, request, join_waitlist)
 
     organisation, slot = _locked_organisation_and_slot(user.organisation_id, slot_id)
     organisation_id = organisation.id
-    refusal = organisation_refusal(organisation) or slot_refusal(slot)
-    if refusal:
-        _refuse(refusal)
-    existing = active_booking_of(organisation_id, slot.id)
-    if existing:
-        _refuse(_("Your organisation has already booked this slot."), booking_id=existing.id)
-    _check_group_size(slot.package, request.headcount)
-    refusal = quota_refusal(organisation_id, slot)
-    if refusal:
-        _refuse(refusal)
-
-    places = availability(slot.id)
-    if places.remaining >= request.headcount:
-        status = BookingStatus.PENDING if slot.station.requires_approval else BookingStatus.CONFIRMED
-    elif join_waitlist:
-        _check_fits_the_slot(slot, request.headcount)
-        status = BookingStatus.WAITLISTED
-    elif places.groups_full:
-        _refuse(_("This slot has no room for another group. You can join the waitlist."),
-                waitlist_possible=True)
-    elif places.remaining > 0 and not places.fits_group(slot.package.min_group_size):
-        # Fewer people would not help: nobody may book fewer than the smallest group.
-        _refuse(_("Only %(remaining)s places are left, fewer than the smallest group of %(min)s people: "
-                  "this slot cannot be booked, but you can join the waitlist.",
-                  remaining=places.remaining, min=slot.package.min_group_size),
-                waitlist_possible=True)
-    else:
-        _refuse(_("Only %(remaining)s places are left. Book fewer people or join the waitlist.",
-                  remaining=places.remaining), "headcount", waitlist_possible=True)
+    problems, status = _assess(organisation, slot, request, join_waitlist)
+    if problems:
+        _refuse_all(problems)
 
     booking = Booking(
         slot=slot,
@@ -292,9 +357,41 @@ def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bo
         # The partial unique index caught a concurrent double booking.
         db.session.rollback()
         existing = active_booking_of(organisation_id, slot_id)
-        raise BookingError(_("Your organisation has already booked this slot."),
+        raise BookingError(_already_booked(db.session.get(Organisation, organisation_id)),
                            booking_id=existing.id if existing else None) from None
     return booking
+
+
+def _refuse_a_full_slot_without_locks(user: User, slot_id: int, request: BookingRequest,
+                                      join_waitlist: bool) -> None:
+    """When a popular slot fills, most requests that follow are refused: seen without a lock, a
+    slot that had no room at that moment refuses them just as truly (at that moment), and they
+    no longer queue behind the bookings that hold its lock. Anything else is decided under it."""
+    if join_waitlist or request.headcount is None or request.headcount < 1:
+        return
+    seen = availability_for([slot_id]).get(slot_id)
+    if seen is None or seen.remaining >= request.headcount:
+        return
+    problems = booking_problems(user, slot_id, request, join_waitlist=False)
+    if problems:
+        _refuse_all(problems)
+    db.session.rollback()  # nothing read here may stand in for what the locks will read
+
+
+def booking_problems(user: User, slot_id: int, request: BookingRequest, *,
+                     join_waitlist: bool = False) -> list[BookingError]:
+    """Every reason ``book`` would refuse ``request`` now, for a form to show them in one round
+    with its own errors. Reads only, takes no lock (``book`` checks again under it); a field given
+    as None is not checked."""
+    if not user.active or not user.is_secretary or user.organisation_id is None:
+        raise NotAllowed()
+    slot = db.session.scalar(sa.select(Slot).where(Slot.id == slot_id).options(
+        joinedload(Slot.station, innerjoin=True), joinedload(Slot.package, innerjoin=True)))
+    organisation = db.session.get(Organisation, user.organisation_id)
+    if slot is None or organisation is None:
+        raise NotAllowed()
+    problems, _status = _assess(organisation, slot, request, join_waitlist, partial=True)
+    return problems
 
 
 def change_headcount(user: User, booking_id: int, headcount: int) -> Booking:
@@ -308,23 +405,28 @@ def change_headcount(user: User, booking_id: int, headcount: int) -> Booking:
     refusal = slot_refusal(slot)
     if refusal:
         _refuse(refusal)
-    _check_group_size(slot.package, headcount)
-    if booking.status is BookingStatus.WAITLISTED:
-        _check_fits_the_slot(slot, headcount)
-    if headcount == booking.headcount:
+    # Every reason at once: the group size, the organisation's state, the places.
+    problem = _group_size_problem(slot.package, headcount)
+    if problem is None and booking.status is BookingStatus.WAITLISTED:
+        problem = _fits_the_slot_problem(slot, headcount)
+    problems = [problem] if problem else []
+    if headcount == booking.headcount and not problems:
         db.session.rollback()
         return booking
     raising = headcount > booking.headcount
     if raising:
         refusal = organisation_refusal(booking.organisation)
         if refusal:
-            _refuse(refusal, "headcount")
-    if booking.holds_places and raising:
+            problems.append(BookingError(refusal, "headcount"))
+    if booking.holds_places and raising and not problems:
         extra = headcount - booking.headcount
         places = availability(slot.id)
         left = places.capacity - places.held
         if extra > left:
-            _refuse(_("Only %(remaining)s more places are left.", remaining=max(left, 0)), "headcount")
+            problems.append(BookingError(_("Only %(remaining)s more places are left.", remaining=max(left, 0)),
+                                         "headcount"))
+    if problems:
+        _refuse_all(problems)
     old = booking.headcount
     reapproval = raising and booking.status is BookingStatus.CONFIRMED and slot.station.requires_approval
     booking.headcount = headcount
@@ -398,7 +500,7 @@ def check_in(user: User, booking_id: int, attended_headcount: int) -> Booking:
     if attended_headcount is None or attended_headcount < 0 or attended_headcount > slot.capacity:
         _refuse(_("Please give the number of people who came (0 to %(max)s).", max=slot.capacity),
                 "attended_headcount")
-    if slot.starts_at - timedelta(hours=12) > clock.now():
+    if not slot.check_in_is_open(clock.now()):
         _refuse(_("Check-in opens on the day of the slot."))
     booking.attended_headcount = attended_headcount
     booking.checked_in_at = clock.now()
@@ -491,7 +593,8 @@ def bookings_of(booking_ids: list[int]) -> list[Booking]:
 
 
 __all__ = [
-    "BookingError", "NotAllowed", "BookingRequest", "book", "change_headcount", "cancel", "approve",
+    "BookingError", "NotAllowed", "BookingRequest", "book", "booking_problems", "change_headcount", "cancel",
+    "approve",
     "decline", "check_in", "mark_no_shows", "settle_ended_slots", "promote_waitlist", "record", "visible_booking", "may_see",
     "slot_refusal", "organisation_refusal", "is_valid_phone", "HOLDING_STATUSES",
 ]
