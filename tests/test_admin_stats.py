@@ -124,7 +124,7 @@ def test_admin_stats_page_shows_numbers_charts_and_tables(client, login, scene):
     response = client.get("/admin/stats")
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" in html
-    assert html.count("<svg") == 4
+    assert html.count("<svg") == 5  # categories (groups, people), stations, weeks, coverage
     assert '<tr data-category="theory"><th scope="row">理论学习</th><td>2</td><td>15</td><td>8</td></tr>' in html
     assert f'<tr data-station-id="{scene["a"].id}"><th scope="row">七宝站</th><td>2</td><td>45</td><td>23</td><td>8</td><td>51%</td></tr>' in html
     assert "67%" in html and "33%" in html  # attendance / no-show
@@ -216,3 +216,35 @@ def test_admin_stats_anonymous_redirected_to_login(client):
 def test_host_stats_non_host_gets_403(client, login, role):
     login(f.create_secretary() if role == "secretary" else f.create_admin())
     assert client.get("/host/stats").status_code == 403
+
+
+def test_admin_stats_each_chart_has_its_own_scale_page_and_fragment(client, login, scene, htmx_headers):
+    """Groups and people never share a scale: each chart's maximum is its own series' largest value."""
+    import re
+
+    login(f.create_admin())
+    for headers in ({}, htmx_headers):
+        html = client.get("/admin/stats", headers=headers).get_data(as_text=True)
+        maxima = re.findall(r'<svg class="chart chart-(\w+)"[^>]*data-max="([^"]+)"', html)
+        # groups by category, people by category, station places, weeks (groups, people), organisations
+        assert maxima == [("bars", "2"), ("bars", "15"), ("bars", "45"), ("columns", "2,15"), ("bars", "2")]
+        assert html.count('<div class="table-scroll" tabindex="0" role="region" aria-label="') == 5
+        assert 'aria-label="每周趋势（表格）"' in html
+
+
+def test_admin_stats_weekly_table_folds_runs_of_empty_weeks_admin(client, login, scene):
+    login(f.create_admin())
+    html = client.get("/admin/stats").get_data(as_text=True)
+    assert '<tr data-weeks="2026-09-28/2026-10-26" class="empty-run"><th scope="row">2026-09-28 至 2026-10-26（5 周）</th><td>0</td><td>0</td></tr>' in html
+    assert 'data-week="2026-11-16"' in html and 'data-week="2026-11-23"' in html  # two empty weeks stay
+    assert "连续 5 周无预约" in html and "连续 4 周无预约" in html
+    assert '<text class="tick now"' in html  # this week (23 Nov) is named on the axis
+    # The spreadsheet keeps one row per week.
+    ws = load_workbook(BytesIO(client.get("/admin/stats/weeks.xlsx").data)).active
+    assert ws.max_row == 1 + 14 and ws["B1"].value == "预约批数"
+
+
+def test_host_stats_charts_share_the_code_host(client, login, scene):
+    login(f.create_host(stations=[scene["a"]]))
+    html = client.get("/host/stats").get_data(as_text=True)
+    assert html.count("<svg") == 4 and html.count('class="table-scroll"') == 4

@@ -1,6 +1,9 @@
 """Statistics pages and their spreadsheets: /admin/stats for admins, /host/stats for hosts."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, timedelta
+
 import sqlalchemy as sa
 from flask import abort, request, url_for
 from flask_babel import gettext as _
@@ -8,7 +11,7 @@ from flask_login import current_user
 
 from blueprints.accounts.guards import admin_required, host_required
 from blueprints.catalog.models import Campaign, Station
-from blueprints.core import spreadsheets
+from blueprints.core import clock, spreadsheets
 from blueprints.core.extensions import db
 from blueprints.core.htmx import render
 from blueprints.core.params import parse_int
@@ -62,12 +65,18 @@ def _filters(station_ids):
 
 
 def _charts(result):
-    cat_chart = charts.hbar(
-        [charts.Row(str(r.category.label), (r.bookings, r.participants),
-                    (_("%(n)s bookings", n=r.bookings), _("%(n)s people", n=r.participants)))
-         for r in result.categories],
-        [charts.Series(_("Bookings"), "a"), charts.Series(_("Participants"), "b")],
-        _("Bookings and participants by category"),
+    """Each chart has one unit and its own scale: booking counts and people never share one."""
+    cats = result.categories
+    cat_bookings = charts.hbar(
+        [charts.Row(str(r.category.label), (r.bookings,), (_("%(n)s bookings", n=r.bookings),)) for r in cats],
+        [charts.Series(_("Booked groups"), "a")],
+        _("Bookings by category"),
+    )
+    cat_people = charts.hbar(
+        [charts.Row(str(r.category.label), (r.participants,), (_("%(n)s people", n=r.participants),))
+         for r in cats],
+        [charts.Series(_("Participants"), "b")],
+        _("Participants by category"),
     )
     station_chart = charts.hbar(
         [charts.Row(r.name, (r.booked, r.attended),
@@ -76,13 +85,18 @@ def _charts(result):
          for r in result.stations],
         [charts.Series(_("Booked people"), "a"), charts.Series(_("Attended people"), "b")],
         _("Station utilisation"),
+        track_name=_("Places"),
     )
-    week_chart = charts.hbar(
-        [charts.Row(_("Week of %(day)s", day=f"{r.week_start.month}/{r.week_start.day}"), (r.bookings,),
-                    (_("%(n)s bookings · %(p)s people", n=r.bookings, p=r.participants),))
-         for r in result.weeks],
-        [charts.Series(_("Bookings"), "a")],
+    weeks = result.weeks
+    today = clock.today()
+    current = next((i for i, r in enumerate(weeks) if r.week_start <= today < r.week_start + timedelta(days=7)),
+                   None)
+    week_chart = charts.columns(
+        [f"{r.week_start.month}/{r.week_start.day}" for r in weeks],
+        [charts.Band(_("Booked groups"), "a", tuple(r.bookings for r in weeks)),
+         charts.Band(_("Participants"), "b", tuple(r.participants for r in weeks))],
         _("Weekly trend"),
+        current=current, current_label=_("This week"), none_label=_("none for %(n)s weeks"),
     )
     coverage_chart = charts.hbar(
         [charts.Row(r.subdistrict or _("(no subdistrict)"), (r.covered,),
@@ -91,8 +105,38 @@ def _charts(result):
          for r in result.coverage],
         [charts.Series(_("Organisations that booked"), "b")],
         _("Coverage by subdistrict"),
+        track_name=_("All organisations"),
     )
-    return {"categories": cat_chart, "stations": station_chart, "weeks": week_chart, "coverage": coverage_chart}
+    return {"categories": cat_bookings, "category_people": cat_people, "stations": station_chart,
+            "weeks": week_chart, "coverage": coverage_chart}
+
+
+@dataclass(frozen=True)
+class WeekLine:
+    """A line of the weekly table: one week, or a run of weeks without bookings."""
+
+    first: date
+    last: date
+    bookings: int
+    participants: int
+
+    @property
+    def weeks(self) -> int:
+        return (self.last - self.first).days // 7 + 1
+
+
+def week_lines(weeks) -> list[WeekLine]:
+    """The weekly table's lines: runs of ``charts.ZERO_RUN`` or more empty weeks become one line."""
+    runs = {first: last for first, last in charts.zero_runs([r.bookings + r.participants for r in weeks])}
+    lines, i = [], 0
+    while i < len(weeks):
+        if i in runs:
+            lines.append(WeekLine(weeks[i].week_start, weeks[runs[i]].week_start, 0, 0))
+            i = runs[i] + 1
+        else:
+            lines.append(WeekLine(weeks[i].week_start, weeks[i].week_start, weeks[i].bookings, weeks[i].participants))
+            i += 1
+    return lines
 
 
 def _page(station_ids, endpoint: str, export_endpoint: str):
@@ -101,15 +145,14 @@ def _page(station_ids, endpoint: str, export_endpoint: str):
     args = {k: v for k, v in request.args.items() if v}
     return render(
         "admin/stats.html", "results", status=200 if valid else 422, form=form, stats=result,
-        charts=_charts(result), percent=charts.percent, export_endpoint=export_endpoint,
+        charts=_charts(result), week_lines=week_lines(result.weeks), percent=charts.percent,
+        export_endpoint=export_endpoint,
         endpoint=endpoint, export_args=args, is_host=station_ids is not None,
         period_links=_period_links(endpoint, args),
     )
 
 
 def _period_links(endpoint, args):
-    from blueprints.core import clock
-
     today = clock.today()
     keep = {k: v for k, v in args.items() if k not in ("date_from", "date_to")}
     links = []
@@ -152,7 +195,7 @@ def _export(station_ids, table: str):
 def _table(result, table: str):
     if table == "categories":
         return (_("By category"),
-                [_("Category"), _("Bookings"), _("Participants"), _("Attended people")],
+                [_("Category"), _("Booked groups"), _("Participants"), _("Attended people")],
                 [[str(r.category.label), r.bookings, r.participants, r.attended_participants]
                  for r in result.categories])
     if table == "stations":
@@ -162,7 +205,7 @@ def _table(result, table: str):
                 [[r.name, r.slots, r.capacity, r.booked, r.attended, ratio(r.booked_rate), ratio(r.attended_rate)]
                  for r in result.stations])
     if table == "weeks":
-        return (_("Weekly trend"), [_("Week starting"), _("Bookings"), _("Participants")],
+        return (_("Weekly trend"), [_("Week starting"), _("Booked groups"), _("Participants")],
                 [[r.week_start.isoformat(), r.bookings, r.participants] for r in result.weeks])
     if table == "attendance":
         a = result.attendance

@@ -13,6 +13,7 @@ from blueprints.core import clock
 from blueprints.core.extensions import db
 
 from . import data
+from .history import load_history, quiet_organisations
 
 DEMO_PASSWORD = "partyday"
 DEMO_MARKER_USERS = ("admin", "host1", "sec1")
@@ -35,11 +36,14 @@ def _get_or_create(model, defaults: dict | None = None, **keys):
     return instance
 
 
-def load_demo(branches: int = 12, today: date | None = None, require_password_change: bool = False) -> dict:
+def load_demo(branches: int = 12, today: date | None = None, require_password_change: bool = False,
+              history: bool = True) -> dict:
     """Create the demo district. Returns counts of what exists afterwards.
 
     ``require_password_change`` (``flask demo load`` sets it) marks new demo accounts: their
     password is printed on the login page, so outside DEMO_MODE it must be changed at first login.
+    ``history``: also play back the past quarter (tests of other things leave it out: it books
+    dozens of sessions through the booking services and takes seconds).
     """
     today = today or clock.today()
     campaigns = _load_campaigns(today)
@@ -52,11 +56,13 @@ def load_demo(branches: int = 12, today: date | None = None, require_password_ch
     db.session.flush()
     _load_bookings(slots, organisations)
     db.session.commit()
+    past = load_history(packages, organisations) if history else {}
     return {
         "stations": len(stations),
         "packages": len(packages),
         "organisations": len(organisations),
         "slots": len(slots),
+        **past,
     }
 
 
@@ -79,22 +85,23 @@ def _load_campaigns(today: date) -> list[Campaign]:
 def _load_stations() -> list[Station]:
     stations = []
     for index, (name, subdistrict, address, speciality, description, approval) in enumerate(data.STATIONS):
-        stations.append(
-            _get_or_create(
-                Station,
-                name=name,
-                defaults={
-                    "subdistrict": subdistrict,
-                    "address": address,
-                    "speciality": speciality,
-                    "description": description,
-                    "requires_approval": approval,
-                    "phone": f"021-6{index + 1:03d}{(index + 3) * 1111 % 10000:04d}",
-                    "booking_cutoff_hours": 24,
-                    "cancel_deadline_hours": 48 if approval else 24,
-                },
-            )
+        station = _get_or_create(
+            Station,
+            name=name,
+            defaults={
+                "subdistrict": subdistrict,
+                "address": address,
+                "speciality": speciality,
+                "description": description,
+                "requires_approval": approval,
+                "phone": f"021-6{index + 1:03d}{(index + 3) * 1111 % 10000:04d}",
+                "booking_cutoff_hours": 24,
+                "cancel_deadline_hours": 48 if approval else 24,
+            },
         )
+        if station.address == data.EARLIER_ADDRESSES.get(name):  # loaded before stations had street addresses
+            station.address = address
+        stations.append(station)
     return stations
 
 
@@ -210,11 +217,12 @@ def _load_bookings(slots, organisations) -> None:
     if db.session.scalar(select(Booking.id).limit(1)) is not None:
         return
     rng = random.Random(1921)
+    quiet = quiet_organisations(organisations)  # never booked (coverage shows some without a Party day)
     for index, slot in enumerate(slots):
         if index % 3:
             continue
         target = slot.capacity - rng.choice([1, 2, 3, slot.capacity // 2])
-        org_cycle = organisations[1:] if len(organisations) > 1 else organisations
+        org_cycle = [o for o in (organisations[1:] if len(organisations) > 1 else organisations) if o not in quiet]
         held = 0
         for organisation in rng.sample(org_cycle, k=min(4, len(org_cycle))):
             left = target - held
