@@ -38,9 +38,9 @@ def _counts():
 
 
 def test_demo_load_builds_the_district_and_is_idempotent():
-    load_demo(branches=12)
+    load_demo(branches=12, history=False)
     first = _counts()
-    load_demo(branches=12)
+    load_demo(branches=12, history=False)
     assert _counts() == first
     assert first["Station"] >= 8 and first["Package"] >= 12
     assert demo_data_loaded()
@@ -60,13 +60,13 @@ def test_demo_load_branches_option(app):
 
 def test_login_page_lists_demo_accounts_only_when_demo_data_is_loaded(client):
     assert "演示账号" not in client.get("/login").get_data(as_text=True)
-    load_demo(branches=3)
+    load_demo(branches=3, history=False)
     html = client.get("/login").get_data(as_text=True)
     assert "演示账号" in html and "partyday" in html and "sec1" in html
 
 
 def test_demo_accounts_can_log_in(client):
-    load_demo(branches=2)
+    load_demo(branches=2, history=False)
     response = client.post("/login", data={"username": "sec1", "password": "partyday"})
     assert response.status_code == 302
 
@@ -140,6 +140,31 @@ def test_whole_number_field_gives_one_message(app, raw, errors):
     form = Form(MultiDict({"n": raw}))
     form.validate()
     assert form.n.errors == errors
+
+
+@pytest.mark.parametrize(("raw", "data", "valid"), [
+    ("", None, True),  # no choice: left to Optional
+    ("7", 7, True),
+    ("8", 8, False),  # not among the choices
+    ("x", None, False),  # not an id at all
+])
+def test_long_select_field_checks_the_choice_against_a_set_with_wtforms_result(app, raw, data, valid):
+    from werkzeug.datastructures import MultiDict
+    from wtforms.validators import Optional
+
+    from blueprints.core.forms import BaseForm, LongSelectField
+    from blueprints.core.params import optional_id
+
+    class Form(BaseForm):
+        class Meta:
+            csrf = False
+
+        station = LongSelectField("station", coerce=optional_id, validators=[Optional()])
+
+    form = Form(MultiDict({"station": raw}))
+    form.station.choices = [("", "全部")] + [(n, f"站点{n}") for n in range(1, 8)]
+    assert form.validate() is valid
+    assert form.station.data == data
 
 
 def test_favicon_is_served_and_linked_and_pages_have_a_meta_description(client):
