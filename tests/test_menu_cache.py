@@ -91,3 +91,17 @@ def test_free_text_searches_keep_no_list(app, client, menu, cache_mode, count_qu
         html = client.get("/?q=诵读").get_data(as_text=True)
     assert "红色经典诵读" in html and "社区志愿服务" not in html
     assert again.count >= 3  # built every time: the ids, then the cards
+
+
+def test_spellings_of_one_page_make_one_entry(app, client, menu, cache_mode):
+    from blueprints.core import render_cache
+
+    entries = app.extensions["render_cache"].entries
+    local = entries.local if isinstance(entries, render_cache.TieredEntries) else entries
+    first = client.get("/?category=theory&available=y").get_data(as_text=True)
+    before = len(local.items)
+    for query in ("category=theory&available=on&page=1", "category=theory&available=1&page=01",
+                  "available=y&category=theory&page=001&page=7", "category=theory&category=practice&available=y"):
+        html = client.get(f"/?{query}").get_data(as_text=True)
+        assert _listed_slot_ids(html) == _listed_slot_ids(first)
+    assert len(local.items) == before

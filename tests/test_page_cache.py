@@ -203,9 +203,17 @@ def test_flashed_messages_are_never_cached(app, client, scene, cache_mode):
     assert "一条只给这位访客的消息" not in app.test_client().get("/").get_data(as_text=True)
 
 
-def test_invalid_filters_keep_their_422_from_the_cache(client, scene, cache_mode):
-    assert client.get("/?date_from=not-a-date").status_code == 422
-    assert client.get("/?date_from=not-a-date").status_code == 422
+def test_invalid_filters_answer_422_every_time_and_are_not_kept(app, client, scene, cache_mode):
+    from blueprints.core import render_cache
+
+    entries = app.extensions["render_cache"].entries
+    local = entries.local if isinstance(entries, render_cache.TieredEntries) else entries
+    client.get("/")
+    before = len(local.items)
+    for spelling in ("not-a-date", "2026-13-01", "yesterday"):
+        assert client.get(f"/?date_from={spelling}").status_code == 422
+        assert client.get(f"/?date_from={spelling}").status_code == 422
+    assert len(local.items) == before  # a refusal per spelling would fill the cache
 
 
 def test_locales_are_cached_apart(client, scene, cache_mode):

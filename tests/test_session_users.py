@@ -193,3 +193,27 @@ def test_only_the_versions_of_global_and_the_user_are_read(app, cache_mode):
     finally:
         del store.read
     assert read == [[changes.SEQUENCE, changes.GLOBAL, changes.user(user.id), changes.inbox(user.id), changes.INBOXES]]
+
+
+def test_a_session_ended_where_the_bump_failed_ends_here_within_seconds_secretary(app, client, login, cache_mode,
+                                                                                  other_process, monkeypatch):
+    """The process that raised the session version could not reach the version store for a
+    moment: this one, which can, still trusts its copy, but for TRUST_SECONDS at most."""
+    secretary = login(f.create_secretary())
+    now = {"t": 1000.0}
+    monkeypatch.setattr(session_users, "_clock", lambda: now["t"])
+    assert client.get("/bookings").status_code == 200  # kept by this process
+    store = other_process.extensions["change_versions"]
+
+    def down(keys):
+        raise ConnectionError("redis blip")
+
+    monkeypatch.setattr(store, "bump", down)
+    with _request(other_process):
+        db.session.get(User, secretary.id).session_version += 1  # logout everywhere, there
+        db.session.commit()
+        assert changes.failed_bumps(other_process)
+    now["t"] += session_users.TRUST_SECONDS - 1
+    assert client.get("/bookings").status_code == 200  # the copy, within its seconds
+    now["t"] += 2
+    assert client.get("/bookings").status_code == 302  # loaded again: the session has ended

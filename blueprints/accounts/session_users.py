@@ -10,11 +10,14 @@ to the request's session: a persistent object, as if loaded, so lazy loads and w
 
 The values never leave the process (nothing is serialised), and a change of the row — a new
 session version after a password change, a deactivation — is seen by every process at its next
-request, exactly as the render cache sees changes.
+request, exactly as the render cache sees changes. A copy is trusted for ``TRUST_SECONDS`` at
+most: should the bump after such a change fail (the version store unreachable from the process
+that made it, for a moment), a session ended there still ends everywhere within seconds.
 """
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -29,12 +32,15 @@ from blueprints.core.extensions import db
 from .models import Organisation, User
 
 MAX_USERS = 10_000
+TRUST_SECONDS = 10  # then loaded again from the database, whatever the versions say
+_clock = time.monotonic
 
 
 class Kept(NamedTuple):
     versions: tuple[str, ...]
     user: dict
     organisation: dict | None
+    loaded_at: float = 0.0  # _clock()
 
 
 class SessionUsers:
@@ -120,11 +126,12 @@ def session_user(user_id: int) -> User | None:
     except Exception:  # noqa: BLE001 - the cache is an optimisation
         return _loaded(user_id)
     sequence, versions = read[changes.SEQUENCE], (read[changes.GLOBAL], read[changes.user(user_id)])
-    if kept is not None and kept.versions == versions:
+    if kept is not None and kept.versions == versions and _clock() - kept.loaded_at < TRUST_SECONDS:
         return _attached(kept)
     user = _loaded(user_id)
     if user is not None and render_cache.snapshot_is_current(sequence):
         organisation = user.organisation
         kept_users.put(user_id, Kept(versions, _columns(user),
-                                     _columns(organisation) if organisation is not None else None))
+                                     _columns(organisation) if organisation is not None else None,
+                                     _clock()))
     return user

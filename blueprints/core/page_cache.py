@@ -120,13 +120,14 @@ def render_public(template: str, *, parts: tuple | None, deps: Iterable[str], bu
     return make_response(render_template(template, cached_blocks=cached_blocks, **context), status or meta["status"])
 
 
-def cached_block(template: str, block: str, *, parts: tuple, deps: Iterable[str], build: Callable) -> Markup:
+def cached_block(template: str, block: str, *, parts: tuple | None, deps: Iterable[str], build: Callable) -> Markup:
     """One block built by ``build(recording) -> context`` and kept under ``deps``, for a part of
     a page that is one user's but the same on every view until something it shows changes (the
-    booking panel of a slot). ``parts`` must name everything of the user the block shows."""
+    booking panel of a slot). ``parts`` must name everything of the user the block shows; None:
+    built, not kept."""
 
     def body(recording):
         return _tokenless(render_block(template, block, csrf_token=_placeholder, **build(recording))).encode(), {}
 
-    html, _ = render_cache.cached((template, block, select_locale(), *parts), deps, body)
+    html, _ = render_cache.cached(None if parts is None else (template, block, select_locale(), *parts), deps, body)
     return Markup(_with_token(html.decode()))

@@ -402,6 +402,6 @@ def cached(parts: tuple | None, deps: Iterable[str],
         return entry.body, entry.meta
     recording = _safely(lambda: Build(cache.store, deps, predicted))
     body, meta = build(recording)
-    if recording is not None:
+    if recording is not None and meta.get("status", 200) < 400:  # refusals are a long tail: not kept
         _safely(lambda: cache.keep(key, recording.entry(body, meta)))
     return body, meta

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections import namedtuple
+from datetime import date
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, render_template, request, url_for
@@ -28,8 +29,38 @@ Choice = namedtuple("Choice", "id name")
 ARGS = ("q", "category", "subdistrict", "station", "campaign", "date_from", "date_to", "available", "page")
 
 
+NUMBERS = ("station", "campaign", "page")
+DATES = ("date_from", "date_to")
+
+
+def _canonical(name: str, value: str) -> str | None:
+    """One spelling per value (the cache keys are made of them): numbers and dates written one way,
+    the checkbox as "y", page 1 left out. What does not parse is kept as given: the filter form
+    refuses it (422), and refused pages are not kept."""
+    if name in NUMBERS:
+        number = parse_int(value)
+        if number is not None:
+            value = str(number)
+        if name == "page" and number == 1:
+            return None
+    elif name in DATES:
+        try:
+            value = date.fromisoformat(value.strip()).isoformat()
+        except ValueError:
+            pass
+    elif name == "available":
+        value = "y"
+    return value
+
+
 def _args() -> MultiDict:
-    return MultiDict([(name, value) for name in ARGS for value in request.args.getlist(name) if value])
+    """The menu's arguments: the first value of each, in one spelling (see ``_canonical``)."""
+    pairs = []
+    for name in ARGS:
+        value = request.args.get(name, "")
+        if value and (value := _canonical(name, value)) is not None:
+            pairs.append((name, value))
+    return MultiDict(pairs)
 
 
 def _int_arg(args: MultiDict, name: str) -> int | None:
@@ -124,7 +155,7 @@ def _active_filters(args: MultiDict) -> int:
     return len({name for name in args if name != "page"})
 
 
-def _filters_block(args: MultiDict) -> Markup:
+def _filters_block(args: MultiDict, keep: bool = True) -> Markup:
     """The filter panel as these arguments fill it in, kept under the global version (its
     choices are stations, subdistricts and campaigns): built with its own form, from options
     read after the versions it is kept under."""
@@ -134,8 +165,8 @@ def _filters_block(args: MultiDict) -> Markup:
         form, _ = _filter_form(shown)
         return {"form": form, "active_filters": _active_filters(shown)}
 
-    return cached_block("menu/index.html", "filters", parts=("menu-filters", urlencode(list(shown.items(multi=True)))),
-                        deps=[], build=build)
+    parts = ("menu-filters", urlencode(list(shown.items(multi=True)))) if keep else None  # refused: not kept
+    return cached_block("menu/index.html", "filters", parts=parts, deps=[], build=build)
 
 
 def _menu_context(recording, args: MultiDict) -> dict:
@@ -156,7 +187,7 @@ def _menu_context(recording, args: MultiDict) -> dict:
             recording.changes_at(next_matching_start(filters))
     page_args = {k: v for k, v in args.items() if k != "page"}
     return {"status": status, "form": form, "result": result, "cards": _cards(result, recording), "page_args": page_args,
-            "oob_station": True, "oob_count": True, "active_filters": _active_filters(args), "cached_blocks": {"filters": _filters_block(args)}}
+            "oob_station": True, "oob_count": True, "active_filters": _active_filters(args), "cached_blocks": {"filters": _filters_block(args, keep=valid)}}
 
 
 @bp.get("/")
