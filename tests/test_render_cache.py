@@ -113,3 +113,10 @@ def test_on_sqlite_a_bump_since_the_request_began_keeps_nothing(app, tmp_path):
     with app.test_request_context("/"):
         setattr(g, render_cache._SEQUENCE_AT_START, store.read([changes.SEQUENCE])[0])
         assert Build(store, ["slot:1"]).entry(b"page", {}) is not None
+
+
+def test_the_request_start_is_noted_before_any_other_hook_can_answer(app):
+    """A hook that answers early (Flask-WTF refusing a CSRF token) may still render a page with
+    the user and their unread badge: the SQLite snapshot guard must have run by then."""
+    first = app.before_request_funcs[None][0]
+    assert first.__name__ == "before_any_sql" and first.__module__ == "blueprints.core.render_cache"

@@ -308,15 +308,17 @@ def install(app: Flask) -> None:
     if not app.config.get("RENDER_CACHE", True):
         return
 
-    @app.before_request
     def before_any_sql():
         """Retry bumps that failed; on SQLite, note the write sequence before the request's first
-        SELECT fixes its snapshot (see ``Build``)."""
+        SELECT fixes its snapshot (see ``Build``). First of the request's hooks: one that answers
+        early (a refused CSRF token) may still render a page with the user and their badge."""
         if not changes.retry_failed_bumps(app):
             return
         if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
             sequence = _safely(lambda: app.extensions["change_versions"].read([changes.SEQUENCE]))
             g.setdefault(_SEQUENCE_AT_START, sequence[0] if sequence else "unknown")
+
+    app.before_request_funcs.setdefault(None, []).insert(0, before_any_sql)
 
     store = app.extensions["change_versions"]
     if app.config.get("REDIS_URL"):
