@@ -251,7 +251,9 @@ def test_with_redis_another_instance_serves_what_one_built_without_sql(app, clie
         render_cache.code_version()))
     with count_queries() as counter:
         served = client.get(url)
-    assert counter.count == 0 and served.get_data() == built.get_data()
+    # The same page; each answer signs the session's CSRF token anew (its timestamp may differ).
+    assert counter.count == 0 and _without_tokens(served.get_data(as_text=True)) == _without_tokens(
+        built.get_data(as_text=True))
 
 
 def test_an_anonymous_visitors_session_cookie_is_set_once_not_on_every_page(client, scene, cache_mode):
