@@ -296,6 +296,47 @@ def detail(booking_id: int):
     return _detail(_visible_booking(booking_id))
 
 
+# -- printable confirmation (issue 15, item 3) -------------------------------------------------
+
+@bp.get("/bookings/<int:booking_id>/confirmation")
+@login_required
+def confirmation(booking_id: int):
+    """One A4 page to print or forward: whoever may see the booking (``services.may_see``: its
+    organisation's secretary, its station's hosts, admins) sees it, everyone else gets 404. The
+    booking, its slot, package, station and organisation come in one statement."""
+    booking = _visible_booking(booking_id)
+    return render("booking/confirmation.html", "confirmation", booking=booking,
+                  forward_text=_forward_text(booking))
+
+
+def _forward_text(booking) -> str:
+    """The plain text a secretary forwards to the members (WeChat group, SMS): always in Chinese,
+    the members' language, whatever language the page is read in."""
+    from datetime import timedelta
+
+    from flask_babel import force_locale
+
+    from blueprints.core.templating import local_time, time_range
+
+    slot, station = booking.slot, booking.slot.station
+    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+        lines = [
+            _("[Themed Party day] %(title)s", title=slot.package.title),
+            _("Time: %(when)s", when=time_range(slot.starts_at, slot.ends_at)),
+            _("Place: %(station)s, %(address)s", station=station.name, address=station.address)
+            if station.address else _("Place: %(station)s", station=station.name),
+            _("Gathering: please arrive at the station by %(time)s (10 minutes before the start) to check in.",
+              time=local_time(slot.starts_at - timedelta(minutes=10))),
+            _("Participants: %(organisation)s, %(n)s people", organisation=booking.organisation.name,
+              n=booking.headcount),
+            _("Contact: %(name)s %(phone)s", name=booking.contact_name, phone=booking.contact_phone),
+        ]
+        if station.phone:
+            lines.append(_("Station phone: %(phone)s", phone=station.phone))
+        lines.append(_("Booking number: %(number)s", number=booking.id))
+    return "\n".join(str(line) for line in lines)
+
+
 @bp.post("/bookings/<int:booking_id>/headcount")
 @secretary_required
 def change_headcount(booking_id: int):
