@@ -123,6 +123,8 @@ ROUTES: dict[tuple[str, str], Entry] = {
         data={"headcount": "5", "contact_name": "李书记", "contact_phone": "13800000000", "note": ""}),
     ("GET", "/bookings"): row(LOGIN, OK, OK, FORBIDDEN, FORBIDDEN, FORBIDDEN),
     ("GET", "/bookings/<int:booking_id>"): row(LOGIN, OK, NOT_FOUND, OK, NOT_FOUND, OK),
+    # The printable confirmation: the same visitors as the booking page (services.may_see).
+    ("GET", "/bookings/<int:booking_id>/confirmation"): row(LOGIN, OK, NOT_FOUND, OK, NOT_FOUND, OK),
     ("POST", "/bookings/<int:booking_id>/headcount"): row(
         LOGIN, DONE, NOT_FOUND, FORBIDDEN, FORBIDDEN, FORBIDDEN, data={"headcount": "12"}),
     # The branch, its station's host and an admin may cancel.
@@ -144,6 +146,10 @@ ROUTES: dict[tuple[str, str], Entry] = {
         LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN),
     ("POST", "/host/bookings/<int:booking_id>/decline"): row(
         LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN, data={"reason": "当天场地检修"}),
+    # Bulk approvals follow the single approve: hosts only; ids of no booking of one's own stations
+    # are "not found" (Y's host sends only X's booking).
+    ("POST", "/host/approvals/bulk"): row(
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN, data={"booking_ids": "{booking}", "action": "approve"}),
     # Only for attended bookings: the branch, its station's host and admins.
     ("GET", "/host/bookings/<int:booking_id>/sign-in-sheet.xlsx"): row(
         LOGIN, OK, NOT_FOUND, OK, NOT_FOUND, OK, args={"booking_id": "attended"}),

@@ -88,6 +88,7 @@ EXTRA = [
     (("admin",), "/admin/audit?date_from=bad", 200, "audit with invalid filters"),
     (("secretary",), "/slots/{booked_slot}", 200, "slot already booked"),
     (("host",), "/host/slots/{slot}", 200, "slot without bookings"),
+    (("secretary", "host", "admin"), "/bookings/{confirmed}/confirmation", 200, "confirmation of a confirmed booking"),
 ]
 
 
@@ -244,6 +245,7 @@ def build_scene() -> dict:
     scene["today_slot"] = slot(starts_at=now + timedelta(hours=2))
     confirmed = f.create_booking(slot=scene["today_slot"], organisation=organisation,
                                  headcount=max(package.min_group_size, 8))
+    scene["confirmed"] = confirmed  # its confirmation: the check-in code on the slot's day
     scene["past_slot"] = slot(starts_at=now - timedelta(days=2))
     f.create_booking(slot=scene["past_slot"], organisation=organisation, headcount=max(package.min_group_size, 8),
                      status=BookingStatus.ATTENDED, attended_headcount=max(package.min_group_size, 8))

@@ -2,13 +2,14 @@ import re
 from datetime import time
 
 from flask_babel import lazy_gettext as _l
-from wtforms import (BooleanField, RadioField, SelectField, SelectMultipleField,
+from wtforms import (BooleanField, Field, RadioField, SelectField, SelectMultipleField,
                      StringField, TextAreaField, TimeField)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from blueprints.core.forms import BaseForm, DateField, WholeNumberField
+from blueprints.core.params import parse_int
 
 from . import recurrence
 
@@ -79,6 +80,48 @@ class ReasonForm(BaseForm):
 class DeclineForm(BaseForm):
     reason = StringField(_l("Reason for declining"), validators=[
         InputRequired(_l("Please give the branch a reason.")), Length(max=500)])
+
+
+class IdListField(Field):
+    """A repeated field of record ids (checkboxes of one name): a list of ints. Anything that is
+    not an id (``parse_int``: ASCII digits only) makes the whole field invalid, with one message."""
+
+    def process_formdata(self, valuelist):
+        ids = [parse_int(value) for value in valuelist]
+        if any(value is None for value in ids):
+            self.data = []
+            raise ValueError(_l("The selection holds something that is not a booking number. Please select the "
+                                "bookings again."))
+        self.data = ids
+
+    def _value(self):
+        return ""
+
+
+class BulkDecisionForm(BaseForm):
+    """``POST /host/approvals/bulk``: ``booking_ids`` (repeated), ``action`` (approve or decline, the
+    button pressed), ``reason`` (a decline's, told to every branch). The input rules are the
+    domain's (``services.bulk_problem``), shown at their fields."""
+
+    booking_ids = IdListField(_l("Selected bookings"), default=list)
+    action = StringField(_l("Decision"))
+    reason = StringField(_l("Reason for declining the selected bookings"), validators=[Optional(), Length(max=500)])
+
+    def validate(self, extra_validators=None):
+        valid = super().validate(extra_validators)
+        if self.booking_ids.errors:
+            return False
+        from .services import bulk_problem
+
+        problem = bulk_problem(self.booking_ids.data or [], self.action.data or "", self.reason.data or "")
+        if problem is not None:
+            field = self[problem.field] if problem.field in self else None
+            if field is not None:
+                field.errors = list(field.errors) + [problem.message]
+            else:
+                self.form_errors.append(problem.message)
+            return False
+        return valid
 
 
 class CheckInForm(BaseForm):

@@ -18,12 +18,13 @@ from blueprints.catalog.models import SlotStatus
 from blueprints.core import clock
 from blueprints.core.extensions import db
 from blueprints.core.forms import EmptyForm
-from blueprints.core.htmx import render
+from blueprints.core.htmx import render, wants_fragment
 from blueprints.core.params import page_arg
-from blueprints.core.templating import local_date
+from blueprints.core.templating import local_date, time_range
 
 from . import checkin, exports, recurrence, services
-from .forms import CapacityForm, CheckInForm, DeclineForm, EditSlotForm, ReasonForm, SeriesForm, SlotForm
+from .forms import (BulkDecisionForm, CapacityForm, CheckInForm, DeclineForm, EditSlotForm, ReasonForm, SeriesForm,
+                    SlotForm)
 from .services import HostError
 
 bp = Blueprint("host", __name__, url_prefix="/host")
@@ -95,10 +96,19 @@ def dashboard():
                   tomorrow=clock.today() + timedelta(days=1))
 
 
-def _approvals_page(status=200, errors=None, forms=None):
+def _approvals_page(status=200, errors=None, forms=None, bulk_form=None, bulk_result=None):
     pagination, places = services.pending_bookings(current_user, _page(), current_app.config["PAGE_SIZE"])
+    if bulk_form is None:
+        bulk_form = BulkDecisionForm(formdata=None)
+    if request.method == "GET" and request.args.get("select") == "all":  # 全选 without JavaScript
+        selected = {booking.id for booking in pagination.items}
+    else:
+        selected = set(bulk_form.booking_ids.data or []) if bulk_result is None else set()
     return render("host/approvals.html", "approvals", status=status, page_obj=pagination, places=places,
-                  errors=errors or {}, forms=forms or {}, empty_form=EmptyForm())
+                  errors=errors or {}, forms=forms or {}, empty_form=EmptyForm(), bulk_form=bulk_form,
+                  selected=selected, bulk_result=bulk_result,
+                  bulk_summary=_bulk_summary(bulk_result, names=False) if bulk_result else None,
+                  bulk_refusals=[_refusal_text(item) for item in bulk_result.refused] if bulk_result else [])
 
 
 @bp.get("/approvals")
@@ -140,6 +150,66 @@ def decline(booking_id: int):
         return _approvals_page(409, errors={booking_id: exc.message})
     flash(_("Declined the booking of %(organisation)s.", organisation=booking.organisation.name), "success")
     return redirect(url_for("host.approvals"))
+
+
+# How many refusals the flash after a bulk decision names: the flash travels in the session
+# cookie (4 KB); the rest are counted. The htmx answer lists every one.
+FLASHED_REFUSALS = 5
+
+
+def _refusal_text(item: services.BulkItem) -> str:
+    if not item.found:
+        return _("Booking no. %(id)s: %(reason)s", id=item.booking_id, reason=item.message)
+    return _("%(organisation)s (%(time)s): %(reason)s", organisation=item.organisation,
+             time=time_range(item.starts_at, item.ends_at), reason=item.message)
+
+
+def _bulk_summary(result: services.BulkResult, limit: int | None = None, names: bool = True) -> str:
+    """e.g. 已通过 3 个预约；1 个未能处理：某支部（12月18日周五 09:00–11:00）：通过该预约将超出该场次的名额。
+    ``names=False``: up to the colon (the page lists the refusals below it)."""
+    approve = result.action == services.APPROVE
+    if not result.refused:
+        return (_("Approved %(count)s bookings.", count=len(result.done)) if approve
+                else _("Declined %(count)s bookings; their branches have been told the reason.",
+                       count=len(result.done)))
+    listed = ""
+    if names:
+        shown = result.refused if limit is None else result.refused[:limit]
+        listed = " ".join(_refusal_text(item) for item in shown)
+        if len(result.refused) > len(shown):
+            listed += " " + _("And %(count)s more.", count=len(result.refused) - len(shown))
+    if not result.done:
+        text = _("None of the selected bookings could be decided: %(list)s", list=listed)
+    elif approve:
+        text = _("Approved %(done)s bookings; %(refused)s could not be decided: %(list)s",
+                 done=len(result.done), refused=len(result.refused), list=listed)
+    else:
+        text = _("Declined %(done)s bookings; %(refused)s could not be decided: %(list)s",
+                 done=len(result.done), refused=len(result.refused), list=listed)
+    return text.strip()
+
+
+@bp.post("/approvals/bulk")
+@host_required
+def bulk_decide():
+    """Approve or decline the selected bookings (``services.decide_many``); a refusal of one leaves
+    the others decided. The page again with a summary (htmx), or 303 to it with a flash."""
+    form = BulkDecisionForm()
+    if not form.validate_on_submit():
+        return _approvals_page(422, bulk_form=form)
+    try:
+        result = services.decide_many(current_user, form.booking_ids.data, form.action.data, form.reason.data or "")
+    except NotAllowed:
+        abort(404)
+    except HostError as exc:
+        _add_error(form, exc)
+        return _approvals_page(422, bulk_form=form)
+    if wants_fragment():
+        return _approvals_page(bulk_result=result)
+    flash(_bulk_summary(result, FLASHED_REFUSALS),
+          "warning" if result.refused else "success")
+    page = _page()
+    return redirect(url_for("host.approvals", page=page if page > 1 else None), 303)
 
 
 # -- creating slots ---------------------------------------------------------------------------

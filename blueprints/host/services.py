@@ -14,15 +14,15 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 from sqlalchemy.orm import joinedload
 
-from blueprints.accounts.models import User, station_hosts
+from blueprints.accounts.models import Organisation, User, station_hosts
 from blueprints.booking import services as booking_services
 from blueprints.booking.capacity import Availability, availability, availability_for, held_groups_expr
 from blueprints.booking.models import HOLDING_STATUSES, Booking, BookingStatus
 from blueprints.booking.notifications import notify
-from blueprints.booking.services import NotAllowed
+from blueprints.booking.services import BookingError, NotAllowed
 from blueprints.catalog.models import Package, Slot, SlotEvent, SlotStatus, Station, package_stations
 from blueprints.core import clock
-from blueprints.core.db import lock_rows, start_write_transaction
+from blueprints.core.db import Busy, lock_rows, start_write_transaction
 from blueprints.core.extensions import db
 
 from . import recurrence
@@ -468,8 +468,98 @@ def checkin_bookings(slot: Slot) -> list[Booking]:
     ))
 
 
+# -- bulk approvals ---------------------------------------------------------------------------
+
+APPROVE, DECLINE = "approve", "decline"
+BULK_ACTIONS = (APPROVE, DECLINE)
+MAX_BULK = 200  # bookings decided in one request: each takes its slot's lock in turn
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    """One booking of a bulk decision, as plain values (the booking's own transaction is over).
+    ``organisation`` is None for an id that names no booking of the host's stations."""
+
+    booking_id: int
+    organisation: str | None = None
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    message: str = ""
+
+    @property
+    def found(self) -> bool:
+        return self.organisation is not None
+
+
+@dataclass
+class BulkResult:
+    action: str
+    done: list[BulkItem] = field(default_factory=list)
+    refused: list[BulkItem] = field(default_factory=list)
+
+
+def bulk_problem(booking_ids: list[int], action: str, reason: str) -> HostError | None:
+    """What is wrong with a bulk decision's input itself, before any booking is read."""
+    if action not in BULK_ACTIONS:
+        return HostError(_("Please choose whether to approve or to decline the selected bookings."), "action")
+    if not booking_ids:
+        return HostError(_("Please select at least one booking."), "booking_ids")
+    if len(set(booking_ids)) > MAX_BULK:
+        return HostError(_("Please select at most %(max)s bookings at a time.", max=MAX_BULK), "booking_ids")
+    if action == DECLINE and not (reason or "").strip():
+        return HostError(_("Please give the branch a reason."), "reason")
+    return None
+
+
+def decide_many(user: User, booking_ids: list[int], action: str, reason: str = "") -> BulkResult:
+    """Approve or decline several bookings of the host's stations, each by the single-booking
+    rule (``booking.services.approve`` / ``decline``: its slot's lock, its own transaction, its
+    notification), oldest request first, so a refusal leaves the others decided and itself
+    pending. Ids that name no booking of the host's stations are refused as not found, without
+    a word about them; when none does, NotAllowed (routes: 404) and nothing is touched."""
+    problem = bulk_problem(booking_ids, action, reason)
+    if problem:
+        raise problem
+    wanted = list(dict.fromkeys(booking_ids))
+    rows = db.session.execute(
+        sa.select(Booking.id, Organisation.name, Slot.starts_at, Slot.ends_at)
+        .join(Slot, Slot.id == Booking.slot_id).join(Organisation, Organisation.id == Booking.organisation_id)
+        .where(Booking.id.in_(wanted), Slot.station_id.in_(station_ids_of(user)))
+        .order_by(Booking.created_at, Booking.id)
+    ).all()
+    db.session.rollback()  # each booking below is decided in a transaction of its own
+    if not rows:
+        raise NotAllowed()
+    result = BulkResult(action)
+    for booking_id, organisation, starts_at, ends_at in rows:
+        item = BulkItem(booking_id, organisation, starts_at, ends_at)
+        try:
+            if action == APPROVE:
+                booking_services.approve(user, booking_id)
+            else:
+                booking_services.decline(user, booking_id, reason)
+        except BookingError as exc:
+            result.refused.append(_with_message(item, exc.message))
+        except NotAllowed:  # no longer the host's station since the read above
+            result.refused.append(BulkItem(booking_id, message=_("Booking not found.")))
+        except Busy:
+            db.session.rollback()
+            result.refused.append(_with_message(item, _(
+                "The server is busy with other bookings of this slot. Please try again.")))
+        else:
+            result.done.append(item)
+    found = {row[0] for row in rows}
+    result.refused += [BulkItem(booking_id, message=_("Booking not found."))
+                       for booking_id in wanted if booking_id not in found]
+    return result
+
+
+def _with_message(item: BulkItem, message: str) -> BulkItem:
+    return BulkItem(item.booking_id, item.organisation, item.starts_at, item.ends_at, message)
+
+
 __all__ = [
     "HostError", "NotAllowed", "HOLDING_STATUSES", "host_slot", "dashboard", "pending_bookings",
     "create_slot", "create_series", "edit_slot", "change_capacity", "set_open", "cancel_slot",
-    "mark_no_shows", "roster",
+    "mark_no_shows", "roster", "decide_many", "bulk_problem", "BulkResult", "BulkItem", "MAX_BULK",
 ]
