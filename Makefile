@@ -29,8 +29,10 @@ db: translations
 	DEMO_MODE=$${DEMO_MODE:-1} $(BIN)/flask db upgrade
 	DEMO_MODE=$${DEMO_MODE:-1} $(BIN)/flask demo load --if-empty
 
+# The jobs consumer (mail, reminders, settlement) runs beside the web server and stops with it.
 run: db
-	DEMO_MODE=$${DEMO_MODE:-1} $(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	export DEMO_MODE=$${DEMO_MODE:-1}; $(BIN)/flask jobs run & jobs=$$!; trap 'kill $$jobs 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
 
 test: test-deps
 	$(BIN)/python -m blueprints.core.i18n

@@ -20,7 +20,7 @@ from blueprints.core.i18n import select_locale, select_timezone, translation_dir
 from blueprints.core.logging import configure_logging
 
 # Each feature package has a ``routes.py`` that defines ``bp`` (or a list ``blueprints``).
-FEATURES = ("core", "accounts", "menu", "booking", "host", "feeds", "admin", "catalogue", "directory", "demo")
+FEATURES = ("core", "accounts", "menu", "booking", "host", "feeds", "admin", "catalogue", "directory", "demo", "jobs")
 
 
 def create_app(test_config: dict | None = None) -> Flask:

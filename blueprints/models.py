@@ -20,3 +20,4 @@ from blueprints.catalog.models import (  # noqa: F401
     package_stations,
 )
 from blueprints.feeds.models import FeedKind, FeedToken  # noqa: F401
+from blueprints.jobs.models import Job  # noqa: F401

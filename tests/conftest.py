@@ -32,6 +32,8 @@ def app_config(database_url: str, **extra) -> dict:
         "SERVER_NAME": "localhost",
         # The session-wide app logs in hundreds of times; tests/test_security_login.py turns it on.
         "RATELIMIT_ENABLED": False,
+        # No consumer: tests run the jobs (mail) themselves, with blueprints.jobs.queue.run_due().
+        "JOBS_HAND_OVER": False,
         **extra,
     }
 

@@ -97,6 +97,8 @@ ACCOUNT_FORM = {"display_name": "矩阵新书记", "role": "secretary", "organis
 ROUTES: dict[tuple[str, str], Entry] = {
     # -- public pages ------------------------------------------------------------------------
     ("GET", "/"): everyone(OK),
+    # The date-first calendar: the menu's open slots by day, for everyone who sees the menu.
+    ("GET", "/calendar"): everyone(OK),
     ("GET", "/robots.txt"): everyone(OK),
     ("GET", "/favicon.ico"): everyone(DONE),  # to /static/favicon.svg
     ("GET", "/healthz"): everyone(OK),
@@ -130,6 +132,15 @@ ROUTES: dict[tuple[str, str], Entry] = {
     # The branch, its station's host and an admin may cancel.
     ("POST", "/bookings/<int:booking_id>/cancel"): row(
         LOGIN, DONE, NOT_FOUND, DONE, NOT_FOUND, DONE, data={"reason": "时间冲突"}),
+    # Moving a booking (改期): only its own organisation's secretaries; hosts and admins get 404 like B.
+    ("GET", "/bookings/<int:booking_id>/move"): row(LOGIN, OK, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND),
+    ("POST", "/bookings/<int:booking_id>/move"): row(
+        LOGIN, DONE, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, data={"slot_id": "{slot_y}"}),
+    # Feedback after the day: only the booking organisation's secretary rates its attended session;
+    # the station's host and admins (who may see the booking) get 404 like another branch.
+    ("POST", "/bookings/<int:booking_id>/feedback"): row(
+        LOGIN, DONE, NOT_FOUND, NOT_FOUND, NOT_FOUND, NOT_FOUND, args={"booking_id": "attended"},
+        data={"rating": "5", "comment": "讲解很好"}),
     ("GET", "/notifications"): row(LOGIN, OK, OK, OK, OK, OK),
     ("POST", "/notifications/read"): row(LOGIN, DONE, DONE, DONE, DONE, DONE),
     # -- calendar feeds ----------------------------------------------------------------------
@@ -142,6 +153,8 @@ ROUTES: dict[tuple[str, str], Entry] = {
     # -- station hosts -----------------------------------------------------------------------
     ("GET", "/host/"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
     ("GET", "/host/approvals"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
+    # Each host's calendar shows their own stations' slots (host_y: an empty week, still OK).
+    ("GET", "/host/calendar"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
     ("POST", "/host/bookings/<int:booking_id>/approve"): row(
         LOGIN, FORBIDDEN, FORBIDDEN, DONE, NOT_FOUND, FORBIDDEN),
     ("POST", "/host/bookings/<int:booking_id>/decline"): row(
@@ -153,6 +166,8 @@ ROUTES: dict[tuple[str, str], Entry] = {
     # Only for attended bookings: the branch, its station's host and admins.
     ("GET", "/host/bookings/<int:booking_id>/sign-in-sheet.xlsx"): row(
         LOGIN, OK, NOT_FOUND, OK, NOT_FOUND, OK, args={"booking_id": "attended"}),
+    # The ratings of the host's own stations (the page narrows with ?station=, 404 for another's).
+    ("GET", "/host/feedback"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
     ("GET", "/host/check-in/<token>"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, FORBIDDEN),
     ("POST", "/host/check-in/<token>"): row(
         LOGIN, FORBIDDEN, FORBIDDEN, DONE, FORBIDDEN, FORBIDDEN, data={"attended_headcount": "8"}),

@@ -1,6 +1,7 @@
 """Notifications of booking changes: in-app messages for the right people, and e-mail through a
-local SMTP sink (aiosmtpd) when SMTP_HOST/SMTP_PORT are set — sent after the commit, in the
-background, so a dead or hanging mail server never slows a booking down."""
+local SMTP sink (aiosmtpd) when SMTP_HOST/SMTP_PORT are set — a durable job per mail, written in
+the booking's transaction and sent by the jobs consumer (here: ``run_jobs()``), so a dead or
+hanging mail server never slows a booking down and a mail it missed is sent when it is back."""
 from __future__ import annotations
 
 import email
@@ -21,6 +22,8 @@ from blueprints.booking.notifications import message_for
 from blueprints.booking.queries import unread_count
 from blueprints.core.extensions import db
 from blueprints.host import services as host_services
+from blueprints.jobs import queue as jobs
+from blueprints.jobs.models import Job
 
 from . import factories as f
 from .conftest import FROZEN_NOW
@@ -247,8 +250,21 @@ def parsed(envelope):
     return email.message_from_bytes(envelope.content, policy=email.policy.default)
 
 
+def run_jobs() -> int:
+    """What the consumer does with the jobs due now."""
+    done = jobs.run_due()
+    db.session.expire_all()
+    return done
+
+
+def all_jobs() -> list[Job]:
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(Job).order_by(Job.id)))
+
+
 def test_confirmation_mail_arrives_with_chinese_subject_and_body_correctly_encoded(scene, smtp_sink):
     services.book(scene["secretary"], scene["slot"].id, request())
+    assert run_jobs() == 1
     [envelope] = smtp_sink.wait_for(1)
     assert envelope.rcpt_tos == ["wang@example.org"] and envelope.mail_from == "partyday@example.org"
     raw_headers = envelope.content.split(b"\r\n\r\n", 1)[0]
@@ -257,6 +273,7 @@ def test_confirmation_mail_arrives_with_chinese_subject_and_body_correctly_encod
     message = parsed(envelope)
     assert message["Subject"] == SUBJECT
     assert message["To"] == "wang@example.org" and message["From"] == "partyday@example.org"
+    assert message["Message-ID"] == "<mail.notification.1@example.org>"  # named by its event
     assert message.get_content_type() == "text/plain" and message.get_content_charset() == "utf-8"
     body = message.get_content()
     assert "七宝老街党群服务站" in body and "进博·理论学习包" in body and "已确认" in body
@@ -265,9 +282,25 @@ def test_confirmation_mail_arrives_with_chinese_subject_and_body_correctly_encod
     assert len(smtp_sink.envelopes) == 1
 
 
+def test_the_booking_commits_its_mail_job_and_the_mail_waits_for_the_consumer(scene, smtp_sink):
+    booking = services.book(scene["secretary"], scene["slot"].id, request())
+    [job] = all_jobs()
+    assert job.kind == "mail" and job.key == "mail:notification:1" and job.done_at is None
+    assert job.payload["to"] == "wang@example.org"
+    time.sleep(0.2)
+    assert smtp_sink.envelopes == []  # nothing is sent from the request
+    run_jobs()
+    smtp_sink.wait_for(1)
+    assert all_jobs()[0].done_at is not None and all_jobs()[0].attempts == 1
+    assert run_jobs() == 0  # done once: running the queue again sends nothing
+    time.sleep(0.2)
+    assert len(smtp_sink.envelopes) == 1
+
+
 def test_pending_booking_mails_the_branch_and_the_station_host(scene, smtp_sink):
     _approval(scene)
     services.book(scene["secretary"], scene["slot"].id, request(7))
+    run_jobs()
     envelopes = smtp_sink.wait_for(2)
     bodies = {tuple(e.rcpt_tos): parsed(e).get_content() for e in envelopes}
     assert set(bodies) == {("wang@example.org",), ("host@example.org",)}
@@ -282,21 +315,21 @@ def test_pending_booking_mails_the_branch_and_the_station_host(scene, smtp_sink)
 def test_each_change_for_the_branch_is_mailed(scene, smtp_sink, scenario, fragment):
     action = scenario(scene)
     action()
+    run_jobs()
     texts = smtp_sink.wait_for_text(fragment)
     assert any(fragment in text for text, to in texts if to == ["wang@example.org"]), texts
 
 
-def test_no_mail_without_smtp_settings(scene, app, monkeypatch):
+def test_no_mail_job_without_smtp_settings(scene, app, monkeypatch):
     monkeypatch.setitem(app.config, "SMTP_HOST", None)
-    started = threading.active_count()
     services.book(scene["secretary"], scene["slot"].id, request())
-    assert threading.active_count() == started  # no mail thread at all
-    assert db.session.info.get("pending_mail") is None
+    assert all_jobs() == []
 
 
 def test_a_rolled_back_change_is_never_mailed(scene, smtp_sink, monkeypatch):
-    """Mail queued by a change that was rolled back must not go out with the session's next commit."""
+    """A change that was rolled back leaves no mail job behind, so nothing of it is ever sent."""
     booking = services.book(scene["secretary"], scene["slot"].id, request())
+    run_jobs()
     smtp_sink.wait_for(1)
 
     def boom(slot):
@@ -312,6 +345,8 @@ def test_a_rolled_back_change_is_never_mailed(scene, smtp_sink, monkeypatch):
     other.email = "li@example.org"
     db.session.commit()
     services.book(other, scene["slot"].id, request())  # the next commit of this session mails...
+    assert [job.payload["to"] for job in all_jobs()] == ["wang@example.org", "li@example.org"]
+    run_jobs()
     envelopes = smtp_sink.wait_for(2)
     time.sleep(0.3)  # room for a stray third mail to arrive
     texts = [(parsed(e).get_content(), e.rcpt_tos) for e in smtp_sink.envelopes]
@@ -320,7 +355,7 @@ def test_a_rolled_back_change_is_never_mailed(scene, smtp_sink, monkeypatch):
     assert db.session.get(Booking, booking.id).status is S.CONFIRMED
 
 
-# -- a dead or hanging mail server never blocks a booking ---------------------------------------
+# -- a dead, hanging or returning mail server ------------------------------------------------------
 
 def timed_booking(scene, secretary_key="secretary") -> float:
     started = time.perf_counter()
@@ -330,21 +365,32 @@ def timed_booking(scene, secretary_key="secretary") -> float:
     return elapsed
 
 
-def test_booking_succeeds_quickly_when_the_mail_server_port_is_closed(scene, app, monkeypatch, caplog):
+def test_booking_is_quick_when_the_mail_server_is_down_and_the_mail_is_retried_with_backoff(
+        scene, app, monkeypatch, caplog, frozen_now):
     baseline = timed_booking(scene, "other")  # SMTP not configured
     use_smtp(app, monkeypatch, free_port())  # nothing listens there
-    caplog.set_level(logging.WARNING, logger="blueprints.booking.notifications")
+    caplog.set_level(logging.WARNING, logger="blueprints.jobs.queue")
     elapsed = timed_booking(scene)
     print(f"\n[mail server down] booking took {elapsed * 1000:.0f} ms (without SMTP: {baseline * 1000:.0f} ms)")
     assert elapsed < 1.0
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not caplog.records:
-        time.sleep(0.02)
-    assert any("could not send 1 notification mail" in r.getMessage() for r in caplog.records)
+    assert run_jobs() == 0
+    [job] = all_jobs()
+    assert job.done_at is None and job.failed_at is None and job.attempts == 1
+    assert "ConnectionRefusedError" in job.last_error
+    assert job.run_after == FROZEN_NOW + timedelta(seconds=30)
+    assert any("failed (attempt 1 of 8)" in r.getMessage() for r in caplog.records)
+    assert run_jobs() == 0 and all_jobs()[0].attempts == 1  # not before its backoff has passed
+    frozen_now.set(FROZEN_NOW + timedelta(seconds=31))
+    run_jobs()
+    assert all_jobs()[0].attempts == 2 and all_jobs()[0].run_after == FROZEN_NOW + timedelta(seconds=31 + 60)
 
 
 def test_booking_does_not_wait_for_a_hanging_mail_server(scene, app, monkeypatch):
-    """A server that accepts the connection but never greets (smtplib waits up to 10 s)."""
+    """A server that accepts the connection but never greets: the job gives up on it after the
+    mail timeout and is retried; the booking never waited."""
+    from blueprints.booking import notifications
+
+    monkeypatch.setattr(notifications, "MAIL_TIMEOUT", 0.3)
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(5)
@@ -353,5 +399,54 @@ def test_booking_does_not_wait_for_a_hanging_mail_server(scene, app, monkeypatch
         elapsed = timed_booking(scene)
         print(f"\n[mail server hanging] booking took {elapsed * 1000:.0f} ms")
         assert elapsed < 1.0
+        run_jobs()
+        [job] = all_jobs()
+        assert job.done_at is None and job.attempts == 1 and "timed out" in job.last_error
     finally:
         silent.close()
+
+
+def test_mail_server_down_for_a_while_then_up_every_mail_arrives_once(scene, app, monkeypatch, frozen_now):
+    from aiosmtpd.controller import Controller
+
+    port = free_port()
+    use_smtp(app, monkeypatch, port)  # down
+    _approval(scene)
+    services.book(scene["secretary"], scene["slot"].id, request())  # branch + host
+    services.book(scene["other"], scene["slot"].id, request())  # host (the other branch has no address)
+    for minutes in (1, 2, 4):  # three failed rounds
+        run_jobs()
+        frozen_now.set(FROZEN_NOW + timedelta(minutes=minutes))
+    assert {job.attempts for job in all_jobs()} == {3} and len(all_jobs()) == 3
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()  # up again
+    try:
+        frozen_now.set(FROZEN_NOW + timedelta(hours=1))
+        assert run_jobs() == 3
+        for later in (2, 3):
+            frozen_now.set(FROZEN_NOW + timedelta(hours=later))
+            assert run_jobs() == 0
+        envelopes = sink.wait_for(3)
+        time.sleep(0.3)
+        ids = [parsed(e)["Message-ID"] for e in sink.envelopes]
+        assert len(envelopes) == 3 and len(set(ids)) == 3
+        assert sorted(tuple(e.rcpt_tos) for e in sink.envelopes) == [
+            ("host@example.org",), ("host@example.org",), ("wang@example.org",)]
+    finally:
+        controller.stop()
+
+
+def test_a_mail_is_given_up_after_the_last_attempt_with_a_log_line(scene, app, monkeypatch, caplog, frozen_now):
+    use_smtp(app, monkeypatch, free_port())
+    services.book(scene["secretary"], scene["slot"].id, request())
+    caplog.set_level(logging.ERROR, logger="blueprints.jobs.queue")
+    moment = FROZEN_NOW
+    for _attempt in range(jobs.MAX_ATTEMPTS + 2):
+        run_jobs()
+        moment += timedelta(hours=2)
+        frozen_now.set(moment)
+    [job] = all_jobs()
+    assert job.attempts == jobs.MAX_ATTEMPTS and job.failed_at is not None and job.done_at is None
+    assert any("given up after 8 attempts" in r.getMessage() for r in caplog.records)
+    assert jobs.backlog()["given_up"] == 1 and jobs.backlog()["due"] == 0

@@ -89,6 +89,7 @@ EXTRA = [
     (("secretary",), "/slots/{booked_slot}", 200, "slot already booked"),
     (("host",), "/host/slots/{slot}", 200, "slot without bookings"),
     (("secretary", "host", "admin"), "/bookings/{confirmed}/confirmation", 200, "confirmation of a confirmed booking"),
+    (("anon",), "/calendar?week=2026-W60&category=nonsense", 422, "calendar with a bad week and filter"),
 ]
 
 
@@ -135,8 +136,26 @@ def password_issued(page, base: str, scene: dict) -> None:
     page.wait_for_url("**/reset-password")
 
 
+def feedback_form(page, base: str, scene: dict) -> None:
+    """The rating form of a session sec1's branch attended (the scene's past slot), from 待评价."""
+    page.goto(base + "/bookings")
+    page.locator("#awaiting-feedback a").first.click()
+    page.wait_for_url("**/bookings/*")
+    page.locator("#booking-feedback form").wait_for()
+
+
+def feedback_refused(page, base: str, scene: dict) -> None:
+    """The rating form sent without a rating: 422, the message at the fieldset (nothing is stored)."""
+    feedback_form(page, base, scene)
+    page.locator("#booking-feedback button[type=submit]").click()
+    page.locator("#booking-feedback [role=alert]").first.wait_for()
+    page.wait_for_timeout(100)
+
+
 # States reached by a POST: (roles, action(page, base, scene), name).
 EXTRA_ACTIONS = [
+    (("secretary",), feedback_form, "rating form"),
+    (("secretary",), feedback_refused, "rating refused"),
     (("anon",), failed_login, "login refused"),
     (("admin",), import_preview, "import preview"),
     (("admin",), import_done, "import done"),
@@ -147,7 +166,7 @@ EXTRA_ACTIONS = [
 # browser or a script would): the answer shows the field errors. Checked at phone width only (the
 # same markup as the page itself at both widths; this keeps the run short).
 FORM_ERRORS = {
-    "secretary": ["booking.slot", "accounts.change_password"],
+    "secretary": ["booking.slot", "accounts.change_password", "booking.move"],
     "host": ["host.new_slot", "host.new_series"],
     "admin": ["catalogue.new_station", "catalogue.new_campaign", "catalogue.new_package", "catalogue.new_quota",
               "directory.new_organisation", "directory.new_account", "directory.import_organisations",

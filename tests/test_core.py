@@ -22,7 +22,22 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_healthz_reports_the_database(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok"}
+    assert response.get_json() == {"status": "ok", "database": "ok",
+                                   "jobs": {"due": 0, "oldest_due_seconds": 0, "scheduled": 0, "given_up": 0}}
+
+
+def test_healthz_reports_the_jobs_backlog_and_the_age_of_its_oldest_due_job(client, frozen_now):
+    from datetime import timedelta
+
+    from blueprints.jobs import queue
+    from blueprints.booking import notifications  # noqa: F401  (registers the mail handler)
+
+    queue.enqueue("mail", "mail:test:1", {"to": "a@example.org"}, run_after=frozen_now.now - timedelta(minutes=5))
+    queue.enqueue("mail", "mail:test:2", {"to": "b@example.org"})
+    queue.enqueue("mail", "mail:test:3", {"to": "c@example.org"}, run_after=frozen_now.now + timedelta(hours=3))
+    db.session.commit()
+    jobs = client.get("/healthz").get_json()["jobs"]
+    assert jobs == {"due": 2, "oldest_due_seconds": 300, "scheduled": 1, "given_up": 0}
 
 
 def test_healthz_is_503_when_the_database_is_down(tmp_path):

@@ -295,3 +295,28 @@ def uncovered_all(filters: StatsFilters) -> list[Organisation]:
     return list(db.session.scalars(
         sa.select(Organisation).where(*conditions).order_by(Organisation.subdistrict, Organisation.name)
     ))
+
+
+# -- feedback after the day (issue 15, item 5) -------------------------------------------------
+
+def _feedback_conditions(filters: StatsFilters) -> list:
+    """The sessions a page's filters select (slot date, campaign, station, subdistrict, a host's stations)."""
+    conditions = _slot_conditions(filters)
+    if filters.subdistrict:
+        conditions.append(Station.subdistrict == filters.subdistrict)
+    return conditions
+
+
+def feedback_summary(filters: StatsFilters, *, comments: int = 10):
+    """Average rating and count per station and per package, and the latest comments, of the
+    sessions of the period (``booking.feedback.rating_summary``: two queries)."""
+    from blueprints.booking.feedback import rating_summary
+
+    return rating_summary(*_feedback_conditions(filters), comments=comments)
+
+
+def feedback_all(filters: StatsFilters):
+    """Every rating of the period's sessions, newest first (for the spreadsheet)."""
+    from blueprints.booking.feedback import all_comments
+
+    return all_comments(*_feedback_conditions(filters))

@@ -21,7 +21,8 @@ from .blueprint import bp, host_stats_bp
 from .forms import StatsFilterForm
 from .xlsx import ratio
 
-TABLES = ("categories", "stations", "weeks", "attendance", "coverage", "uncovered")
+TABLES = ("categories", "stations", "weeks", "attendance", "coverage", "uncovered", "ratings_stations",
+          "ratings_packages", "ratings")
 
 
 def _options(station_ids):
@@ -146,7 +147,7 @@ def _page(station_ids, endpoint: str, export_endpoint: str):
     return render(
         "admin/stats.html", "results", status=200 if valid else 422, form=form, stats=result,
         charts=_charts(result), week_lines=week_lines(result.weeks), percent=charts.percent,
-        export_endpoint=export_endpoint,
+        export_endpoint=export_endpoint, feedback=stats_module.feedback_summary(filters),
         endpoint=endpoint, export_args=args, is_host=station_ids is not None,
         period_links=_period_links(endpoint, args),
     )
@@ -181,6 +182,8 @@ def _export(station_ids, table: str):
         rows = [[o.subdistrict, o.name, str(o.kind.label), o.member_count, o.secretary_name, o.secretary_phone]
                 for o in orgs]
         title = _("Not yet covered")
+    elif table.startswith("ratings"):
+        title, headers, rows = _ratings_table(filters, table)
     else:
         result = stats_module.compute(filters, with_coverage=table == "coverage")
         title, headers, rows = _table(result, table)
@@ -216,6 +219,28 @@ def _table(result, table: str):
     return (_("Coverage"),
             [_("Subdistrict or town"), _("Organisations"), _("Booked"), _("Not yet booked"), _("Coverage rate")],
             [[r.subdistrict, r.organisations, r.covered, r.uncovered, ratio(r.rate)] for r in result.coverage])
+
+
+def _average(row) -> float | None:
+    return round(row.average, 2) if row.average is not None else None
+
+
+def _ratings_table(filters, table: str):
+    """The feedback tables (issue 15, item 5): per station, per package, every rating."""
+    if table == "ratings":
+        return (_("Ratings"),
+                [_("Slot date"), _("Station"), _("Package"), _("Organisation"), _("Rating"), _("Comment"),
+                 _("Rated on")],
+                [[clock.to_local(c.slot.starts_at).date().isoformat(), c.station_name, c.package_title,
+                  c.organisation_name, c.feedback.rating, c.feedback.comment,
+                  clock.to_local(c.feedback.created_at).strftime("%Y-%m-%d %H:%M")]
+                 for c in stats_module.feedback_all(filters)])
+    summary = stats_module.feedback_summary(filters, comments=0)
+    rows = summary.stations if table == "ratings_stations" else summary.packages
+    first = _("Station") if table == "ratings_stations" else _("Package")
+    return (_("Ratings by station") if table == "ratings_stations" else _("Ratings by package"),
+            [first, _("Ratings"), _("Average rating")],
+            [[r.name, r.count, _average(r)] for r in rows])
 
 
 @bp.get("/stats")

@@ -178,6 +178,7 @@ BOOKING_EVENT_ACTIONS = {
     "promoted": _l("Moved up from the waitlist"),
     "slot_changed": _l("Slot changed by the station"),
     "slot_cancelled": _l("Slot cancelled by the station"),
+    "moved": _l("Moved to another slot"),
 }
 
 
@@ -204,3 +205,26 @@ class Notification(db.Model):
     booking: Mapped[Optional[Booking]] = relationship()
 
     __table_args__ = (sa.Index("ix_notifications_user_id_read_at", "user_id", "read_at"),)
+
+
+class BookingFeedback(TimestampMixin, db.Model):
+    """The booking organisation's rating of a session it attended (群众评单, "feedback after the
+    day"): one row per booking, written and edited only through ``booking/feedback.py``."""
+
+    __tablename__ = "booking_feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    booking_id: Mapped[int] = mapped_column(sa.ForeignKey("bookings.id", ondelete="CASCADE"), unique=True)
+    rating: Mapped[int]
+    comment: Mapped[str] = mapped_column(sa.String(500), default="")
+    author_id: Mapped[Optional[int]] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"), index=True)
+
+    booking: Mapped[Booking] = relationship()
+    author: Mapped[Optional["User"]] = relationship()  # noqa: F821
+
+    # Statistics reach it from the slots they filter (booking_id, unique); the host's list and the
+    # latest comments read it newest first.
+    __table_args__ = (
+        sa.CheckConstraint("rating >= 1 AND rating <= 5", name="rating_1_to_5"),
+        sa.Index("ix_booking_feedback_created_at", "created_at"),
+    )

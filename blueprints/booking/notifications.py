@@ -1,4 +1,4 @@
-"""In-app notifications (and e-mail when SMTP is configured) about bookings.
+"""In-app notifications (and e-mail, as durable jobs, when SMTP is configured) about bookings.
 
 A notification stores its kind and parameters; the text is rendered in the reader's language.
 """
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import threading
 from email.message import EmailMessage
 
 import sqlalchemy as sa
@@ -16,6 +15,7 @@ from flask_babel import gettext as _
 
 from blueprints.accounts.models import Role, User, station_hosts
 from blueprints.core.extensions import db
+from blueprints.jobs import queue as jobs
 
 from .models import Booking, Notification
 
@@ -36,6 +36,11 @@ KINDS = {
     "new_pending": "hosts",
     "headcount_raised": "hosts",
     "cancelled_by_branch": "hosts",
+    "moved": "organisation",
+    "moved_out": "hosts",
+    "moved_in": "hosts",
+    "reminder": "organisation",
+    "slot_reminder": "hosts",
 }
 
 
@@ -57,6 +62,16 @@ def message_for(kind: str, params: dict) -> str:
         "headcount_raised": _("%(organisation)s raised its confirmed booking of %(package)s on %(when)s from "
                               "%(old)s to %(headcount)s people: please approve or decline it again."),
         "cancelled_by_branch": _("%(organisation)s cancelled its booking of %(package)s on %(when)s."),
+        "moved": _("Your booking of %(package)s has moved from %(old_when)s at %(old_station)s to %(when)s at "
+                   "%(station)s. It is now %(status)s."),
+        "moved_out": _("%(organisation)s moved its booking of %(package)s on %(when)s (%(headcount)s people) to "
+                       "%(new_when)s at %(new_station)s: its places on this slot are free again."),
+        "moved_in": _("%(organisation)s moved its booking of %(package)s (%(headcount)s people) from %(old_when)s at "
+                      "%(old_station)s to %(when)s at %(station)s. It is %(status)s."),
+        "reminder": _("Reminder: %(package)s at %(station)s (%(address)s) on %(when)s, %(headcount)s people, "
+                      "contact %(contact)s. Confirmation and check-in code: %(link)s"),
+        "slot_reminder": _("Reminder: %(package)s on %(when)s at %(station)s has %(groups)s groups booked, "
+                           "%(people)s people in all. Roster: %(link)s"),
     }
     template = texts.get(kind, kind)
     safe = {k: ("" if v is None else v) for k, v in params.items()}
@@ -100,59 +115,57 @@ def booking_params(booking: Booking, **extra) -> dict:
 
 
 def notify(kind: str, booking: Booking, **extra) -> list[Notification]:
-    """Queue in-app notifications in the current transaction; mail after commit."""
+    """Tell the people ``kind`` is for about ``booking`` (see ``deliver``)."""
     params = booking_params(booking, **extra)
     params["status"] = str(params["status"])
+    return deliver(_recipients(kind, booking), kind, params, booking)
+
+
+def deliver(users: list[User], kind: str, params: dict, booking: Booking | None = None) -> list[Notification]:
+    """In-app notifications in the current transaction, and a mail job for each recipient with
+    an address (sent by the jobs consumer once the transaction commits; never if it rolls back)."""
     created = []
-    for user in _recipients(kind, booking):
+    for user in users:
         notification = Notification(user_id=user.id, booking=booking, kind=kind, params=params)
         db.session.add(notification)
-        created.append(notification)
-        if user.email:
-            _queue_mail(user.email, kind, params)
-    return created
+        created.append((notification, user.email))
+    if current_app.config.get("SMTP_HOST") and any(address for _n, address in created):
+        db.session.flush()  # the notifications' ids name their mails
+        for notification, address in created:
+            if address:
+                _enqueue_mail(notification, address)
+    return [notification for notification, _address in created]
 
 
-def _queue_mail(address: str, kind: str, params: dict) -> None:
-    app = current_app._get_current_object()
-    if not app.config.get("SMTP_HOST"):
-        return
+MAIL_SUBJECT = "主题党日预约通知"
+
+
+def _enqueue_mail(notification: Notification, address: str) -> None:
     with force_locale("zh_CN"):
-        body = message_for(kind, params)
-    pending = db.session.info.setdefault("pending_mail", [])
-    pending.append((address, body))
-    # Listeners stay for the session's life: a once=True listener, once fired, still counts as
-    # registered, so listening again was ignored and later commits of the session sent nothing.
-    session = db.session()
-    if not sa.event.contains(session, "after_commit", _send_after_commit):
-        sa.event.listen(session, "after_commit", _send_after_commit)
-        sa.event.listen(session, "after_rollback", _forget_mail)
+        body = message_for(notification.kind, notification.params)
+    key = f"mail:notification:{notification.id}"
+    jobs.enqueue("mail", key, {"to": address, "subject": MAIL_SUBJECT, "body": body, "key": key})
 
 
-def _forget_mail(session) -> None:
-    """A rolled-back change must not be mailed by the session's next commit."""
-    session.info.pop("pending_mail", None)
+@jobs.handler("mail", writes=False)
+def send_mail(payload: dict) -> None:
+    """One notification mail. Raises when the server is down or refuses it: the job is retried
+    with backoff. Its Message-ID comes from the job's key, so a copy re-sent after a consumer
+    died between sending and recording it is recognisable as the same message."""
+    config = current_app.config
+    message = EmailMessage()
+    message["From"] = config.get("MAIL_FROM") or "partyday@localhost"
+    message["To"] = payload["to"]
+    message["Subject"] = payload["subject"]
+    message["Message-ID"] = f"<{payload['key'].replace(':', '.')}@{_mail_domain(config)}>"
+    message.set_content(payload["body"])
+    with smtplib.SMTP(config["SMTP_HOST"], config.get("SMTP_PORT") or 25, timeout=MAIL_TIMEOUT) as smtp:
+        smtp.send_message(message)
 
 
-def _send_after_commit(session) -> None:
-    mails = session.info.pop("pending_mail", [])
-    if not mails:
-        return
-    app = current_app._get_current_object()
-    thread = threading.Thread(target=_send_all, args=(app.config.copy(), mails), daemon=True)
-    thread.start()
+MAIL_TIMEOUT = 10
 
 
-def _send_all(config: dict, mails: list[tuple[str, str]]) -> None:
-    """Runs in a background thread so a slow or dead mail server never blocks a booking."""
-    try:
-        with smtplib.SMTP(config["SMTP_HOST"], config.get("SMTP_PORT") or 25, timeout=10) as smtp:
-            for address, body in mails:
-                message = EmailMessage()
-                message["From"] = config.get("MAIL_FROM") or "partyday@localhost"
-                message["To"] = address
-                message["Subject"] = "主题党日预约通知"
-                message.set_content(body)
-                smtp.send_message(message)
-    except (OSError, smtplib.SMTPException) as exc:
-        log.warning("could not send %d notification mail(s): %s", len(mails), exc)
+def _mail_domain(config) -> str:
+    sender = config.get("MAIL_FROM") or "partyday@localhost"
+    return sender.rpartition("@")[2] or "localhost"

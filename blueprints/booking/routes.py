@@ -1,9 +1,10 @@
 """Branch secretaries: package and slot pages, booking, my bookings, changes, cancellation, inbox."""
 from __future__ import annotations
 
+from itertools import groupby
 from typing import Callable
 
-from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from jinja2_fragments.flask import render_block
@@ -12,13 +13,16 @@ from markupsafe import Markup
 from blueprints.accounts.guards import secretary_required
 from blueprints.core import changes, clock, render_cache
 from blueprints.core.forms import EmptyForm
-from blueprints.core.htmx import render, trigger, wants_fragment
+from blueprints.core.htmx import render, see_other, trigger, wants_fragment
 from blueprints.core.page_cache import cached_block, render_public
-from blueprints.core.params import page_arg
+from blueprints.core.params import page_arg, parse_int
+from blueprints.core.templating import time_range
+from blueprints.jobs.consumer import every_minute
 
-from . import queries, services
+from . import feedback as booking_feedback
+from . import queries, reminders, services  # noqa: F401  (reminders: its jobs and minute sweep)
 from .capacity import availability, availability_for
-from .forms import BookingForm, CancelForm, HeadcountForm
+from .forms import BookingForm, CancelForm, FeedbackForm, HeadcountForm, MoveForm
 from .models import BookingStatus
 from .notifications import message_for
 
@@ -33,6 +37,12 @@ def settle_command():
 
     slots, bookings = services.settle_ended_slots()
     click.echo(f"settled {slots} slots: {bookings} bookings recorded as no-shows")
+
+
+@every_minute("settle no-shows")
+def _settle_every_minute():
+    """The jobs consumer settles ended slots each minute, so no page view ever has to."""
+    services.settle_ended_slots()
 
 BOOKING_CHANGED = "booking-changed"
 
@@ -404,3 +414,119 @@ def mark_read():
         return render("booking/inbox.html", "notifications", oob=[UNREAD_BADGE], oob_badge=True,
                       notifications=page, form=EmptyForm(), message_for=message_for)
     return redirect(url_for("booking.inbox"))
+
+
+# -- feedback after the day (issue 15, item 5) -------------------------------------------------
+
+@bp.app_context_processor
+def inject_feedback():
+    def feedback_block(booking):
+        """The booking page's feedback block: its state for the current user, and the form (the
+        one this request refused, with its errors, else a fresh one with the rating given)."""
+        state = booking_feedback.state_for(current_user, booking)
+        form = g.get("feedback_form")
+        if form is None and state.can_rate:
+            given = state.feedback
+            form = FeedbackForm(formdata=None, rating=given.rating if given else None,
+                                comment=given.comment if given else "")
+        return {"state": state, "form": form, "thanks": g.get("feedback_thanks", False),
+                "ratings": [(n, booking_feedback.rating_label(n)) for n in booking_feedback.RATINGS]}
+
+    def awaiting_feedback():
+        """The secretary's sessions to rate (the 待评价 prompt), else nothing."""
+        if not (current_user.is_authenticated and current_user.is_secretary and current_user.organisation_id):
+            return [], False
+        return booking_feedback.awaiting_feedback(current_user.organisation_id)
+
+    return {"feedback_block": feedback_block, "awaiting_feedback": awaiting_feedback}
+
+
+@bp.post("/bookings/<int:booking_id>/feedback")
+@login_required
+def rate(booking_id: int):
+    """The booking organisation's secretary rates the session (``rating`` 1–5, ``comment``); anyone
+    else gets 404, as for another branch's booking. Without htmx: 303 back to the booking with a
+    flash; with htmx: the feedback block."""
+    booking = _visible_booking(booking_id)
+    if not booking_feedback.is_raters_organisation(current_user, booking):
+        abort(404)
+    form = FeedbackForm()
+    problem = booking_feedback.refusal(booking, booking_feedback.feedback_of(booking.id))
+    if problem:  # whatever was sent: the session cannot be rated (yet, or any more)
+        form.validate_on_submit()
+        form.form_errors.append(problem)
+    elif form.validate_on_submit():
+        try:
+            booking_feedback.rate(current_user, booking.id, form.rating.data, form.comment.data)
+        except services.NotAllowed:
+            abort(404)
+        except booking_feedback.FeedbackError as error:
+            field = getattr(form, error.field, None) if error.field else None
+            if field is not None:
+                field.errors = list(field.errors) + [error.message]
+            else:
+                form.form_errors.append(error.message)
+        else:
+            if wants_fragment():
+                g.feedback_thanks = True
+                return _detail(_visible_booking(booking_id), block="feedback")
+            flash(_("Thank you for your feedback."), "success")
+            return redirect(url_for("booking.detail", booking_id=booking_id), code=303)
+    g.feedback_form = form
+    return _detail(_visible_booking(booking_id), status=422, block="feedback")
+
+
+# -- moving a booking to another slot (改期, issue 15 item 2) ---------------------------------
+
+@bp.app_template_global()
+def booking_can_move(booking) -> bool:
+    """Whether the reader may move ``booking`` now (the 改期 links of the booking page and list)."""
+    return services.can_move(current_user, booking)
+
+
+def _own_booking(booking_id: int):
+    """The booking for its own organisation's secretaries; 404 for everyone else, hosts and
+    administrators included (only the branch moves its booking)."""
+    booking = _visible_booking(booking_id)
+    if not (current_user.is_secretary and booking.organisation_id == current_user.organisation_id):
+        abort(404)
+    return booking
+
+
+def _move_page(booking, form=None, status=200):
+    """The 改期 page (or for htmx its form): the booking's slot and a page of the slots it could
+    move to, grouped by day — five statements whatever the number of slots."""
+    refusal = services.leaving_refusal(booking) or services.organisation_refusal(booking.organisation)
+    choices = None if refusal else services.move_choices(booking, _page_number(), current_app.config["PAGE_SIZE"])
+    items = choices.items if choices else []
+    days = [list(slots) for _day, slots in groupby(items, key=lambda s: clock.to_local(s.starts_at).date())]
+    return render("booking/move.html", "move_form", status=status, booking=booking, refusal=refusal,
+                  choices=choices, days=days, places=availability_for(s.id for s in items),
+                  booked=services.booked_slot_ids(booking.organisation_id, [s.id for s in items]),
+                  form=form or MoveForm(formdata=None))
+
+
+@bp.get("/bookings/<int:booking_id>/move")
+@login_required
+def move(booking_id: int):
+    return _move_page(_own_booking(booking_id))
+
+
+@bp.post("/bookings/<int:booking_id>/move")
+@login_required
+def move_booking(booking_id: int):
+    booking = _own_booking(booking_id)
+    form = MoveForm()
+    if not form.validate_on_submit():
+        return _move_page(booking, form, status=422)
+    try:
+        moved = services.move(current_user, booking.id, parse_int(form.slot_id.data.strip()))
+    except services.NotAllowed:
+        abort(404)
+    except services.BookingError as error:
+        _attach(form, error)
+        return _move_page(_own_booking(booking_id), form, status=422)
+    flash(_("Moved to %(when)s at %(station)s.", when=time_range(moved.slot.starts_at, moved.slot.ends_at),
+            station=moved.slot.station.name), "success")
+    response = see_other(url_for("booking.detail", booking_id=moved.id))
+    return trigger(response, BOOKING_CHANGED) if request.htmx else response

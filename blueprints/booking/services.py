@@ -198,6 +198,8 @@ def _locked_booking(user: User, booking_id: int) -> tuple[Booking, Slot]:
         raise NotAllowed()
     slot = lock_rows(sa.select(Slot).where(Slot.id == slot_id)).scalar_one()
     booking = db.session.get(Booking, booking_id, populate_existing=True)
+    if booking.slot_id != slot_id:  # moved to another slot meanwhile (``move``): lock that one instead
+        return _locked_booking(user, booking_id)
     if not may_see(user, booking):
         db.session.rollback()
         raise NotAllowed()
@@ -599,3 +601,181 @@ __all__ = [
     "slot_refusal", "organisation_refusal", "is_valid_phone", "HOLDING_STATUSES",
 ]
 
+
+
+# -- moving a booking to another slot (改期, issue 15 item 2) ----------------------------------
+
+# A move always ends holding places on the new slot. Pending and confirmed bookings take theirs
+# along; a waitlisted one may take places on another slot of its package (it keeps its number
+# and its count against the quota instead of being cancelled and booked again) — never a place
+# on another waitlist.
+MOVABLE = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
+
+
+def leaving_refusal(booking: Booking) -> str | None:
+    """Why the branch may not move ``booking`` out of its slot now, or None. Moving out releases
+    its places like a cancellation: after the station's cancellation deadline the branch calls."""
+    slot = booking.slot
+    if booking.status not in MOVABLE:
+        return _("This booking can no longer be moved (it is %(status)s).", status=booking.status.label)
+    if clock.now() > cancel_deadline(slot, slot.station):
+        return _("Online moving closed %(hours)s hours before the start. Please call %(station)s: %(phone)s.",
+                 hours=slot.station.cancel_deadline_hours, station=slot.station.name,
+                 phone=slot.station.phone or "—")
+    return None
+
+
+def can_move(user, booking: Booking) -> bool:
+    """The booking's own organisation's secretary, while the booking may leave its slot."""
+    return bool(getattr(user, "is_authenticated", False) and user.active and user.is_secretary
+                and booking.organisation_id == user.organisation_id and leaving_refusal(booking) is None)
+
+
+def _at_slot(message: str) -> BookingError:
+    return BookingError(message, "slot_id")
+
+
+def _arrival_problems(organisation: Organisation, booking: Booking,
+                      slot: Slot) -> tuple[list[BookingError], BookingStatus | None]:
+    """Every reason ``booking`` may not move to ``slot`` — the rules of booking it, the booking
+    itself not counted against its organisation's quota — or none and its status there."""
+    if slot.id == booking.slot_id:
+        return [_at_slot(_("The booking is already on this slot: please choose another one."))], None
+    if slot.package_id != booking.slot.package_id:
+        return [_at_slot(_("A booking can only move to another slot of the same package."))], None
+    refusal = organisation_refusal(organisation) or slot_refusal(slot)
+    if refusal:
+        return [_at_slot(refusal)], None
+    if active_booking_of(organisation.id, slot.id):
+        return [_at_slot(_already_booked(organisation))], None
+    problems = []
+    group_problem = _group_size_problem(slot.package, booking.headcount)
+    if group_problem:
+        problems.append(_at_slot(group_problem.message))
+    refusal = quota_refusal(organisation.id, slot, exclude_booking_id=booking.id)
+    if refusal:
+        problems.append(_at_slot(refusal))
+    status, no_room = _placement(slot, booking.headcount, join_waitlist=False)
+    if no_room:  # the waitlist it would offer is no place to move to
+        problems.append(_at_slot(_("This slot has only %(remaining)s places left, not enough for your %(headcount)s "
+                                   "people.", remaining=availability(slot.id).remaining,
+                                   headcount=booking.headcount)))
+    return problems, (None if problems else status)
+
+
+def _locked_for_move(user: User, booking_id: int, slot_id: int) -> tuple[Organisation, Booking, Slot, Slot]:
+    """The organisation's lock (as booking takes it), then the booking's slot and the target slot
+    in id order: moves between two slots in opposite directions never wait for each other."""
+    current = db.session.scalar(sa.select(Booking.slot_id).where(
+        Booking.id == booking_id, Booking.organisation_id == user.organisation_id))
+    if current is None:
+        db.session.rollback()
+        raise NotAllowed()
+    if db.session.scalar(sa.select(Slot.id).where(Slot.id == slot_id)) is None:
+        _refuse(_("Please choose one of the slots listed."), "slot_id")
+    first, *rest = sorted({current, slot_id})
+    organisation, _first = _locked_organisation_and_slot(user.organisation_id, first)
+    for other in rest:
+        _lock_slot(other)
+    booking = db.session.get(Booking, booking_id, populate_existing=True)
+    if booking.slot_id != current:  # moved meanwhile: lock the slot it is on now
+        return _locked_for_move(user, booking_id, slot_id)
+    return organisation, booking, db.session.get(Slot, current), db.session.get(Slot, slot_id)
+
+
+def _slot_text(slot: Slot) -> str:
+    """A slot as the booking's history names it, the same in every language: date, time, station."""
+    start, end = clock.to_local(slot.starts_at), clock.to_local(slot.ends_at)
+    return f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} {slot.station.name}"
+
+
+def _when(slot: Slot) -> str:
+    """A slot's time as notifications say it (``notifications.booking_params``)."""
+    from flask_babel import force_locale
+
+    from blueprints.core.templating import time_range
+
+    with force_locale("zh_CN"):
+        return time_range(slot.starts_at, slot.ends_at)
+
+
+def _keep_sequences_rising(booking: Booking, revision_before: int, old: Slot, new: Slot) -> None:
+    """Calendar SEQUENCEs never fall. The booking's event counts ``booking.revision +
+    slot.revision`` (feeds/ics.py): on a slot of a lower revision it rises by the difference too.
+    The old slot's host event counts its revision plus the bookings ever on it and their revisions
+    (feeds/routes.py): it loses this one and its ``revision_before``, so the slot gains one more."""
+    booking.revision += max(0, old.revision - new.revision)
+    old.revision += revision_before + 2
+
+
+def move(user: User, booking_id: int, slot_id: int) -> Booking:
+    """Move the booking to another slot of its package, in one transaction under the booking's
+    locks: the new places are secured (every rule of booking them) before the old ones are
+    released (its cancellation deadline) and offered to the old slot's waitlist. The booking
+    keeps its id (its calendar UID); it is pending again at a station that approves bookings."""
+    if not user.active or not user.is_secretary or user.organisation_id is None:
+        raise NotAllowed()
+    organisation, booking, old, new = _locked_for_move(user, booking_id, slot_id)
+    refusal = leaving_refusal(booking)
+    if refusal:
+        _refuse(refusal, "slot_id")
+    problems, status = _arrival_problems(organisation, booking, new)
+    if problems:
+        _refuse_all(problems)
+    held, revision_before = booking.holds_places, booking.revision
+    record(booking, status, user, "moved", detail=f"{_slot_text(old)} → {_slot_text(new)}")
+    _keep_sequences_rising(booking, revision_before, old, new)
+    if old.station_id != new.station_id:  # its hosts, told while the booking is still theirs
+        notify("moved_out", booking, new_when=_when(new), new_station=new.station.name)
+    booking.slot = new
+    try:
+        db.session.flush()
+    except IntegrityError:  # the partial unique index: one active booking per organisation and slot
+        db.session.rollback()
+        raise BookingError(_already_booked(db.session.get(Organisation, user.organisation_id)), "slot_id") from None
+    notify("moved_in", booking, old_when=_when(old), old_station=old.station.name)
+    notify("moved", booking, old_when=_when(old), old_station=old.station.name)
+    if held:
+        promote_waitlist(old)
+    db.session.commit()
+    return booking
+
+
+def move_choices(booking: Booking, page: int, per_page: int):
+    """The slots ``booking`` could move to, a page at a time: the other upcoming open slots of its
+    package at every active station offering it, still before that station's booking cut-off,
+    soonest first. Places and the organisation's other bookings are the caller's to show
+    (``availability_for``, ``booked_slot_ids``): a full slot is listed, marked. Three statements
+    whatever the number of slots: the stations' cut-offs, the page and its count."""
+    package = booking.slot.package
+    offered = sa.and_(package_stations.c.package_id == package.id, package_stations.c.station_id == Slot.station_id)
+    cutoffs = db.session.scalars(
+        sa.select(Station.booking_cutoff_hours).distinct()
+        .join(package_stations, package_stations.c.station_id == Station.id)
+        .where(package_stations.c.package_id == package.id, Station.active)
+    ).all()
+    now = clock.now()
+    in_time = [sa.and_(Station.booking_cutoff_hours == hours, Slot.starts_at >= now + timedelta(hours=hours))
+               for hours in cutoffs]
+    query = (
+        sa.select(Slot)
+        .join(Station, Station.id == Slot.station_id)
+        .where(Slot.package_id == package.id, Slot.id != booking.slot_id, Slot.status == SlotStatus.OPEN,
+               Slot.starts_at > now, Station.active, sa.exists().where(offered),
+               sa.or_(*in_time) if in_time and package.active else sa.false())
+        .order_by(Slot.starts_at, Slot.id)
+        .options(sa.orm.contains_eager(Slot.station))
+    )
+    return db.paginate(query, page=page, per_page=per_page, error_out=False)
+
+
+def booked_slot_ids(organisation_id: int, slot_ids: list[int]) -> set[int]:
+    """Which of ``slot_ids`` the organisation already holds an active booking of (one statement)."""
+    if not slot_ids:
+        return set()
+    return set(db.session.scalars(sa.select(Booking.slot_id).where(
+        Booking.organisation_id == organisation_id, Booking.slot_id.in_(slot_ids),
+        Booking.status.not_in(ENDED_STATUSES))))
+
+
+__all__ += ["move", "move_choices", "booked_slot_ids", "can_move", "leaving_refusal", "MOVABLE"]

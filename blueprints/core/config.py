@@ -95,6 +95,11 @@ def from_environment(instance_path: Path) -> dict:
         # these are the only Host headers answered (others get 400).
         "PUBLIC_URL": normalise_public_url(os.environ.get("PUBLIC_URL")),
         "TRUSTED_HOSTS": _host_list(os.environ.get("TRUSTED_HOSTS")),
+        # Durable jobs (blueprints/jobs): reminders this many hours before a session; huey's hand-over
+        # queue in this file when REDIS_URL is unset; a consumer's hold on a job it runs.
+        "REMINDER_HOURS": float(os.environ.get("REMINDER_HOURS", "24")),
+        "JOBS_QUEUE_FILE": os.environ.get("JOBS_QUEUE_FILE") or None,
+        "JOBS_LEASE_SECONDS": int(os.environ.get("JOBS_LEASE_SECONDS", "300")),
     }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Iterable
 
-from flask import make_response, render_template, request
+from flask import make_response, redirect, render_template, request
 from jinja2_fragments.flask import render_blocks
 
 
@@ -46,7 +46,13 @@ def trigger(response, *events: str):
     return response
 
 
-def redirect_for_htmx(response, location: str):
-    """Tell htmx to follow a redirect as a boosted navigation."""
-    response.headers["HX-Location"] = json.dumps({"path": location, "target": "body"})
-    return response
+def see_other(location: str):
+    """Post/redirect/get after a POST that succeeded: a 303 to ``location``, or for htmx a 204 with
+    ``HX-Location`` that loads it as a boosted navigation (the whole page, the address bar
+    updated), so a refresh shows the result and never posts again."""
+    if getattr(request, "htmx", None):
+        response = make_response("", 204)
+        response.headers["HX-Location"] = json.dumps(
+            {"path": location, "target": "body", "headers": {"HX-Boosted": "true"}})
+        return response
+    return redirect(location, 303)

@@ -16,12 +16,15 @@ bp = Blueprint("core", __name__)
 @bp.get("/healthz")
 def healthz():
     """For load balancers and monitors: cheap checks of the database and (when configured) Redis,
-    as JSON; 503 when a dependency is down, so that the proxy stops sending traffic here."""
+    as JSON; 503 when a dependency is down, so that the proxy stops sending traffic here. The
+    jobs' backlog is reported beside them, for monitors: a growing one means no consumer runs,
+    which is no reason to stop sending this instance requests."""
     checks = {"database": _check_database()}
     if current_app.config.get("REDIS_URL"):
         checks["redis"] = _check_redis()
     healthy = all(result == "ok" for result in checks.values())
-    response = jsonify(status="ok" if healthy else "error", **checks)
+    jobs = _jobs_backlog() if checks["database"] == "ok" else None
+    response = jsonify(status="ok" if healthy else "error", **checks, **({"jobs": jobs} if jobs else {}))
     response.status_code = 200 if healthy else 503
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -36,6 +39,18 @@ def _check_database() -> str:
         return "unavailable"
     finally:
         db.session.rollback()  # do not hold the connection in a transaction
+
+
+def _jobs_backlog() -> dict | None:
+    from blueprints.jobs.queue import backlog
+
+    try:
+        return backlog()
+    except Exception as exc:  # noqa: BLE001 - e.g. a database not yet migrated to the jobs table
+        current_app.logger.warning("health check: jobs backlog unavailable: %s", exc)
+        return None
+    finally:
+        db.session.rollback()
 
 
 def _check_redis() -> str:

@@ -118,6 +118,7 @@ def _play(packages, organisations, stations, now: datetime) -> None:
         return
     slots, plans = _plan(packages, bookers, now, hosts)
     steps = _steps(slots, plans, hosts, secretaries)
+    steps += _rating_steps(plans, secretaries, now, first_order=len(steps))
     for step in sorted(steps):
         with clock_at(step.at):
             try:
@@ -271,3 +272,64 @@ def _book(plan: _BookingPlan, secretary: User) -> None:
         contact_phone=organisation.secretary_phone or secretary.phone or "",
     ))
     plan.booking_id = made.id
+
+
+# -- feedback after the day (issue 15, item 5) -------------------------------------------------
+
+RATED_SHARE = 0.7  # of the attended sessions, the share their branch rated
+# (rating, comment): mostly content, a few reservations, some without a word. Natural comments of
+# the kind branches leave after a themed Party day.
+FEEDBACK = (
+    (5, "讲解员准备充分，党员们听得很投入，结合进博会讲四史很有新意。"),
+    (5, "场地安排周到，签到很快，老党员也照顾到了，下次还来。"),
+    (5, "微党课内容紧扣实际，大家讨论很热烈，收获很大。"),
+    (5, ""),
+    (5, "志愿服务岗位分工清楚，带队的同志很耐心，年轻党员很有干劲。"),
+    (4, "整体很好，就是互动环节时间稍短，希望能多留些交流时间。"),
+    (4, "展陈内容丰富，讲解生动；现场人比较多，音响可以再大一点。"),
+    (4, "组织有序，建议提前发一份活动流程，方便支部做台账。"),
+    (4, ""),
+    (4, "现场教学很有意义，停车不太方便，建议在通知里写明公交路线。"),
+    (3, "内容不错，但开始时间推迟了二十分钟，影响了后面的安排。"),
+    (3, "讲解偏长，实践环节少了一些，希望增加动手的内容。"),
+    (2, "场地临时调整，没有提前通知到支部，党员找了好一会儿。"),
+)
+
+FEEDBACK_WEIGHTS = {5: 3, 4: 2, 3: 1, 2: 0.5, 1: 0.5}  # most branches are content (about 4.4 on average)
+
+
+def _rating_steps(plans, secretaries, now: datetime, first_order: int) -> list[_Step]:
+    """The branches' ratings of the sessions they attended, in the daytime of the day of the
+    session or of the next three, through ``booking.feedback.rate`` (its own seed: the rest of the
+    history stays as it was). Sessions that ended in the last days are not rated yet, so the 待评价
+    prompt has something."""
+    rng = random.Random(1997)
+    steps: list[_Step] = []
+    rated_stations: set[int] = set()  # every station's host has at least one rating to read
+    for plan in plans:
+        if plan.fate != "attended":
+            continue
+        rated = rng.random() < RATED_SHARE or plan.slot.station.id not in rated_stations
+        (rating, comment), = rng.choices(FEEDBACK, weights=[FEEDBACK_WEIGHTS[r] for r, _ in FEEDBACK])
+        ends_at = plan.slot.starts_at + timedelta(minutes=plan.slot.package.duration_minutes)
+        day = clock.to_local(ends_at).date() + timedelta(days=rng.randint(0, 3))  # in the daytime, after the end
+        at = max(clock.local_datetime(day, rng.randint(9, 21), rng.choice((5, 20, 35, 50))),
+                 ends_at + timedelta(hours=1, minutes=rng.randint(0, 50)))
+        if not rated or at >= now:
+            continue
+        rated_stations.add(plan.slot.station.id)
+        steps.append(_Step(at, first_order + len(steps),
+                           lambda plan=plan, secretary=secretaries[plan.organisation.id], rating=rating,
+                           comment=comment: _rate(plan, secretary, rating, comment)))
+    return steps
+
+
+def _rate(plan: _BookingPlan, secretary: User, rating: int, comment: str) -> None:
+    from blueprints.booking import feedback
+
+    if not plan.booking_id:
+        return
+    try:
+        feedback.rate(secretary, plan.booking_id, rating, comment)
+    except feedback.FeedbackError:  # the group was not checked in after all
+        db.session.rollback()

@@ -1,7 +1,6 @@
 """Station hosts: dashboard, approvals, slots (one-off and recurring), roster, check-in."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 
 from flask import (Blueprint, abort, current_app, flash, make_response, redirect, render_template, request,
@@ -18,7 +17,7 @@ from blueprints.catalog.models import SlotStatus
 from blueprints.core import clock
 from blueprints.core.extensions import db
 from blueprints.core.forms import EmptyForm
-from blueprints.core.htmx import render, wants_fragment
+from blueprints.core.htmx import render, see_other, wants_fragment
 from blueprints.core.params import page_arg
 from blueprints.core.templating import local_date, time_range
 
@@ -67,18 +66,6 @@ def _add_error(form, error) -> None:
         form[name].errors = list(form[name].errors) + [error.message]
     else:
         form.form_errors.append(error.message)
-
-
-def _see_created(location: str):
-    """Post/redirect/get after a POST that created something: a 303 to its page, or for htmx an
-    ``HX-Location`` that loads it as a boosted navigation (the whole page, the address bar
-    updated), so a refresh shows what was created and never posts again."""
-    if request.htmx:
-        response = make_response("", 204)
-        response.headers["HX-Location"] = json.dumps(
-            {"path": location, "target": "body", "headers": {"HX-Boosted": "true"}})
-        return response
-    return redirect(location, 303)
 
 
 def _local(day, at) -> datetime:
@@ -241,7 +228,7 @@ def new_slot():
                 _add_error(form, exc)
             else:
                 flash(_("Slot created."), "success")
-                return _see_created(url_for("host.slot", slot_id=slot.id))
+                return see_other(url_for("host.slot", slot_id=slot.id))
     return render("host/slot_new.html", "slot_form", status=status, form=form)
 
 
@@ -264,7 +251,7 @@ def new_series():
                         current_user, station_id=form.station.data, package_id=form.package.data, rule=rule,
                         capacity=form.capacity.data, max_groups=form.max_groups.data, note=form.note.data or "")
                     flash(_series_created(slots), "success")
-                    return _see_created(url_for("host.dashboard"))
+                    return see_other(url_for("host.dashboard"))
                 preview = recurrence.occurrences(
                     rule, "zh_CN" if str(get_locale()).startswith("zh") else "en_US")
                 status = 200
@@ -526,3 +513,46 @@ def sign_in_sheet(booking_id: int):
     name = f"sign-in-{booking.id}-{clock.to_local(booking.slot.starts_at):%Y%m%d}.xlsx"
     return _download(body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", name)
 
+
+
+# -- the host's calendar (/host/calendar) ---------------------------------------------------------
+
+@bp.get("/calendar")
+@host_required
+def calendar():
+    """Every slot of the host's own stations in one ISO week (``week=2026-W51``, default this week)
+    or month (``month=2026-12``), by day, with its fill and pending approvals; htmx gets the
+    ``calendar`` block. A bad period: 422 with the message, and this week."""
+    from blueprints.menu import calendar as dates
+
+    today = clock.today()
+    status, period_error = 200, None
+    try:
+        period = dates.parse_period(request.args.get("week", ""), request.args.get("month", ""), today)
+    except dates.PeriodError as error:
+        period, period_error, status = dates.week_of(today), error, 422
+    stations = services.host_stations(current_user)  # a host sees only their own stations
+    view = dates.host_slots(period, [station.id for station in stations])
+    return render("host/calendar.html", "calendar", status=status, view=view, period_error=period_error,
+                  today=today, this_week=dates.week_of(today), pending=dates.pending_total(view),
+                  stations=stations)
+
+
+# -- feedback after the day (issue 15, item 5) -------------------------------------------------
+
+@bp.get("/feedback")
+@host_required
+def feedback():
+    """The ratings of the host's own stations' sessions, newest first, with their count and
+    average; ``?station=<id>`` narrows to one of them (another station: 404)."""
+    from blueprints.booking import feedback as booking_feedback
+    from blueprints.core.params import parse_int
+
+    stations = services.host_stations(current_user)
+    own = {station.id for station in stations}
+    asked = request.args.get("station", "")
+    chosen = parse_int(asked) if asked else None
+    if asked and chosen not in own:
+        abort(404)
+    result = booking_feedback.station_feedback([chosen] if chosen else own, _page(), current_app.config["PAGE_SIZE"])
+    return render("host/feedback.html", "feedback_list", result=result, chosen=chosen, stations=stations)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections import namedtuple
-from datetime import date
+from datetime import date, timedelta
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, render_template, request, url_for
@@ -11,11 +11,12 @@ from markupsafe import Markup
 from werkzeug.datastructures import MultiDict
 
 from blueprints.catalog.models import Category
-from blueprints.core import changes, render_cache
+from blueprints.core import changes, clock, render_cache
 from blueprints.core.i18n import select_locale
 from blueprints.core.page_cache import cached_block, render_public
 from blueprints.core.params import parse_int
 
+from . import calendar
 from .forms import MenuFilterForm
 from .queries import (CardData, FilterOptions, MenuFilters, MenuPage, card_data, filter_options, menu_page,
                       menu_page_from_json, menu_page_json, next_matching_start)
@@ -202,3 +203,52 @@ def index():
     return render_public("menu/index.html", parts=parts, deps=deps, build=lambda r: _menu_context(r, args),
                          fragment="results", oob=[STATION_FIELD, FILTER_COUNT],
                          path=url_for("menu.index") + (f"?{query}" if query else ""))
+
+
+# -- the date-first calendar (/calendar) ----------------------------------------------------------
+
+CALENDAR_ARGS = ("category", "subdistrict", "station", "campaign")  # the menu's filters it takes
+
+
+def _calendar_args() -> MultiDict:
+    """The calendar's filters in the menu's spelling (``_canonical``); anything else is ignored."""
+    pairs = []
+    for name in CALENDAR_ARGS:
+        value = request.args.get(name, "")
+        if value and (value := _canonical(name, value)) is not None:
+            pairs.append((name, value))
+    return MultiDict(pairs)
+
+
+def _calendar_context(recording, args: MultiDict, period, period_error, today: date) -> dict:
+    form, valid = _filter_form(args)
+    filters = _filters_from(form) if valid else MenuFilters()
+    view = calendar.open_slots(period, filters)
+    if recording is not None:
+        recording.changes_at(*view.shown_starts)  # a slot that starts leaves the calendar
+        recording.changes_at(clock.local_datetime(today + timedelta(days=1), 0))  # "today" moves
+    return {"status": 422 if period_error or not valid else 200, "form": form, "view": view,
+            "period_error": period_error, "filter_args": dict(args.items()), "today": today,
+            "this_week": calendar.week_of(today), "oob_station": True, "oob_count": True,
+            "active_filters": _active_filters(args),
+            "day_limit_hit": any(day.hidden for day in view.days)}
+
+
+@bp.get("/calendar")
+def calendar_page():
+    """Open slots of one ISO week (``week=2026-W51``, default this week) or month (``month=2026-12``)
+    by day, with the menu's filters; htmx gets the ``calendar`` block (and the station field)."""
+    args = _calendar_args()
+    today = clock.today()
+    try:
+        period, period_error = calendar.parse_period(request.args.get("week", ""), request.args.get("month", ""),
+                                                     today), None
+    except calendar.PeriodError as error:
+        period, period_error = calendar.week_of(today), error
+    query = urlencode([*period.arg.items(), *args.items(multi=True)])
+    # Kept per period, filters and day ("today" is marked, and the default week follows it);
+    # a bad period is answered, not kept.
+    parts = None if period_error else ("calendar", period.value, today.isoformat(), urlencode(list(args.items(multi=True))))
+    return render_public("menu/calendar.html", parts=parts, deps=[changes.SLOTS, changes.PLACES],
+                         build=lambda r: _calendar_context(r, args, period, period_error, today),
+                         fragment="calendar", oob=[STATION_FIELD, FILTER_COUNT], path=url_for("menu.calendar_page") + f"?{query}")
