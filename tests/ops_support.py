@@ -128,6 +128,25 @@ class Gunicorn:
         self.stop()
         raise AssertionError(f"gunicorn did not become healthy in {timeout}s:\n{self.log_text()}")
 
+    def wait_every_worker(self, count: int, timeout: float = 90) -> "Gunicorn":
+        """Until ``count`` workers have answered: with preload_app off each worker imports the
+        app after the fork, so on a busy machine the first can serve for seconds alone."""
+        import requests
+        from concurrent.futures import ThreadPoolExecutor
+
+        def ping(_):
+            with contextlib.suppress(requests.RequestException):
+                requests.get(self.base_url + "/healthz", timeout=5)
+
+        deadline = time.monotonic() + timeout
+        with ThreadPoolExecutor(max_workers=count * 2) as pool:
+            while len(self.served_pids()) < count:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"only {len(self.served_pids())} of {count} workers answered")
+                list(pool.map(ping, range(count * 4)))
+                time.sleep(0.2)
+        return self
+
     def worker_pids(self) -> list[int]:
         """The master's children (its workers), from /proc."""
         pid = self.process.pid

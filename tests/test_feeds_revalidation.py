@@ -109,3 +109,32 @@ def test_redis_down_revalidation_goes_on_to_flask(app, client, monkeypatch, feed
     etag = client.get(path).headers["ETag"]
     assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
     assert "render cache unavailable" in caplog.text
+
+
+def test_the_304s_headers_are_built_once_per_request_shape_and_each_gets_its_own_request_id(
+        client, monkeypatch, cache_mode, feed_path):
+    path, _ = feed_path
+    etag = client.get(path).headers["ETag"]
+    secure_etag = client.get(path, base_url="https://localhost").headers["ETag"]  # links say https
+    built, original = [], revalidation.RevalidationMiddleware._answer
+    monkeypatch.setattr(revalidation.RevalidationMiddleware, "_answer",
+                        lambda self, environ, found: built.append(1) or original(self, environ, found))
+    with monkeypatch.context() as m:
+        _view_must_not_run(m)
+        answers = [client.get(path, headers={"If-None-Match": etag}) for _ in range(3)]
+        https = client.get(path, headers={"If-None-Match": secure_etag}, base_url="https://localhost")
+    assert [a.status_code for a in answers] == [304, 304, 304] and https.status_code == 304
+    assert len(built) == 2  # plain http once, https once
+    assert len({a.headers["X-Request-ID"] for a in answers}) == 3
+    assert "Strict-Transport-Security" not in answers[0].headers
+    assert https.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_a_kept_answer_never_stands_for_another_etag(client, cache_mode, feed_path):
+    """An If-None-Match that did not match is remembered as "not a 304": it goes to Flask every
+    time, and the matching one still gets its 304."""
+    path, _ = feed_path
+    etag = client.get(path).headers["ETag"]
+    for _ in range(2):
+        assert client.get(path, headers={"If-None-Match": '"old"'}).status_code == 200
+        assert client.get(path, headers={"If-None-Match": etag}).status_code == 304

@@ -56,7 +56,7 @@ def test_a_booking_in_one_worker_shows_at_once_in_every_other_workers_cache(tmp_
         db.session.remove()
         db.engine.dispose()
     server = Gunicorn(url, tmp_path, "sqlite", workers=WORKERS,
-                      CACHE_VERSIONS_FILE=tmp_path / "versions.bin").start().wait_ready()
+                      CACHE_VERSIONS_FILE=tmp_path / "versions.bin").start().wait_ready().wait_every_worker(WORKERS)
     try:
         seen, pids = _remaining(server, slot_id)
         assert seen == {"25"}

@@ -24,38 +24,71 @@ FEED_PATH = re.compile(r"/feeds/([A-Za-z0-9_-]{1,64})\.ics")
 
 
 class RevalidationMiddleware:
+    # What a 304 carries besides its request id depends only on these request headers and the
+    # document's ETag: each combination is built once by the Flask path's functions, then reused.
+    _ANSWER_INPUTS = ("HTTP_IF_NONE_MATCH", "HTTP_ACCEPT_ENCODING", "wsgi.url_scheme")
+    _KEPT_ANSWERS = 4096
+    _KEPT_HOSTS = 64
+
     def __init__(self, app, wsgi_app):
         self.app, self.wsgi_app = app, wsgi_app
+        self._answers: dict[tuple, list | None] = {}
+        self._base_urls: dict[tuple, str] = {}
 
     def __call__(self, environ, start_response):
         if (environ.get("REQUEST_METHOD") == "GET" and environ.get("HTTP_IF_NONE_MATCH")
                 and not environ.get("QUERY_STRING")):  # anything unusual is Flask's to check
             match = FEED_PATH.fullmatch(environ.get("PATH_INFO", ""))
             if match:
-                response = self._not_modified(environ, match.group(1))
-                if response is not None:
-                    return response(environ, start_response)
+                headers = self._not_modified(environ, match.group(1))
+                if headers is not None:
+                    start_response("304 NOT MODIFIED", headers)
+                    return []
         return self.wsgi_app(environ, start_response)
 
-    def _not_modified(self, environ, token: str):
+    def _not_modified(self, environ, token: str) -> list | None:
+        """The 304's headers, or None: Flask answers."""
         cache = render_cache.for_app(self.app)
         if cache is None:
             return None
-        req = self.app.request_class(environ)
         try:
-            entry = cache.fresh(cache.key(*documents.cache_parts(token, urls.base_url(self.app, req))))
+            entry = cache.fresh(cache.key(*documents.cache_parts(token, self._base_url(environ))))
         except Exception as exc:  # noqa: BLE001 - Flask's path decides, with its own fallback
             log.warning("render cache unavailable: %s", exc)
             return None
-        found = documents.from_meta(entry.body, entry.meta) if entry is not None else None
-        if found is None or not routes.not_modified(found, req):
+        if entry is None or not entry.meta.get("found"):
+            return None
+        key = (entry.meta["etag"], *(environ.get(name) for name in self._ANSWER_INPUTS))
+        if key not in self._answers:
+            if len(self._answers) >= self._KEPT_ANSWERS:
+                self._answers.clear()
+            self._answers[key] = self._answer(environ, documents.from_meta(entry.body, entry.meta))
+        headers = self._answers[key]
+        if headers is None:
+            return None
+        return [*headers, (REQUEST_ID_HEADER, request_id_of(self.app.request_class(environ)))]
+
+    def _answer(self, environ, found) -> list | None:
+        """The headers the Flask path gives this 304, but the request id; None: not a 304."""
+        req = self.app.request_class(environ)
+        if not routes.not_modified(found, req):
             return None
         response = routes.not_modified_response(found, self.app.response_class)
         # What the app's after-request hooks add to every answer, in the same order.
         response.vary.add("HX-Request")
         security.set_security_headers(response, req)
-        response.headers[REQUEST_ID_HEADER] = request_id_of(req)
-        return compression.not_modified_headers(response, req)
+        compression.not_modified_headers(response, req)
+        return [(name, value) for name, value in response.get_wsgi_headers(environ).to_wsgi_list()
+                if name != REQUEST_ID_HEADER]
+
+    def _base_url(self, environ) -> str:
+        where = tuple(environ.get(name) for name in ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME",
+                                                      "SERVER_PORT", "SCRIPT_NAME"))
+        if where not in self._base_urls:
+            if len(self._base_urls) >= self._KEPT_HOSTS:
+                self._base_urls.clear()
+            self._base_urls[where] = urls.base_url(self.app, self.app.request_class(environ))
+        return self._base_urls[where]
 
 
 def install(app) -> None:
