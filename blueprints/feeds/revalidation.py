@@ -59,11 +59,8 @@ class RevalidationMiddleware:
         if entry is None or not entry.meta.get("found"):
             return None
         key = (entry.meta["etag"], *(environ.get(name) for name in self._ANSWER_INPUTS))
-        if key not in self._answers:
-            if len(self._answers) >= self._KEPT_ANSWERS:
-                self._answers.clear()
-            self._answers[key] = self._answer(environ, documents.from_meta(entry.body, entry.meta))
-        headers = self._answers[key]
+        headers = _kept(self._answers, self._KEPT_ANSWERS, key,
+                        lambda: self._answer(environ, documents.from_meta(entry.body, entry.meta)))
         if headers is None:
             return None
         return [*headers, (REQUEST_ID_HEADER, request_id_of(self.app.request_class(environ)))]
@@ -78,17 +75,22 @@ class RevalidationMiddleware:
         response.vary.add("HX-Request")
         security.set_security_headers(response, req)
         compression.not_modified_headers(response, req)
-        return [(name, value) for name, value in response.get_wsgi_headers(environ).to_wsgi_list()
-                if name != REQUEST_ID_HEADER]
+        return response.get_wsgi_headers(environ).to_wsgi_list()
 
     def _base_url(self, environ) -> str:
         where = tuple(environ.get(name) for name in ("wsgi.url_scheme", "HTTP_HOST", "SERVER_NAME",
                                                       "SERVER_PORT", "SCRIPT_NAME"))
-        if where not in self._base_urls:
-            if len(self._base_urls) >= self._KEPT_HOSTS:
-                self._base_urls.clear()
-            self._base_urls[where] = urls.base_url(self.app, self.app.request_class(environ))
-        return self._base_urls[where]
+        return _kept(self._base_urls, self._KEPT_HOSTS, where,
+                     lambda: urls.base_url(self.app, self.app.request_class(environ)))
+
+
+def _kept(store: dict, limit: int, key, make):
+    """``store[key]``, made on first use; the store starts afresh when full (bounded memory)."""
+    if key not in store:
+        if len(store) >= limit:
+            store.clear()
+        store[key] = make()
+    return store[key]
 
 
 def install(app) -> None:
