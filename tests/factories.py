@@ -99,6 +99,7 @@ def create_user(role: Role = Role.SECRETARY, **params) -> User:
     n = _n()
     stations = params.pop("stations", None)
     organisation = params.pop("organisation", None)
+    password = params.pop("password", PASSWORD)
     if role is Role.SECRETARY and organisation is None:
         organisation = create_organisation()
     user = User(
@@ -108,7 +109,7 @@ def create_user(role: Role = Role.SECRETARY, **params) -> User:
         organisation=organisation,
         **params,
     )
-    user.set_password(params.pop("password", PASSWORD))
+    user.set_password(password)
     if stations:
         user.stations = list(stations)
     db.session.add(user)

@@ -168,9 +168,10 @@ ROUTES: dict[tuple[str, str], Entry] = {
         LOGIN, OK, NOT_FOUND, OK, NOT_FOUND, OK, args={"booking_id": "attended"}),
     # The ratings of the host's own stations (the page narrows with ?station=, 404 for another's).
     ("GET", "/host/feedback"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
-    ("GET", "/host/check-in/<token>"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, FORBIDDEN),
+    # Whoever runs the station checks in (``User.runs_station``): its hosts and administrators.
+    ("GET", "/host/check-in/<token>"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, FORBIDDEN, OK),
     ("POST", "/host/check-in/<token>"): row(
-        LOGIN, FORBIDDEN, FORBIDDEN, DONE, FORBIDDEN, FORBIDDEN, data={"attended_headcount": "8"}),
+        LOGIN, FORBIDDEN, FORBIDDEN, DONE, FORBIDDEN, DONE, data={"attended_headcount": "8"}),
     ("GET", "/host/slots/new"): row(LOGIN, FORBIDDEN, FORBIDDEN, OK, OK, FORBIDDEN),
     # station = X: host_y may not create slots at X (its form has no such choice).
     ("POST", "/host/slots/new"): row(

@@ -18,6 +18,7 @@ from blueprints.booking.capacity import availability
 from blueprints.booking.models import Booking, BookingEvent, BookingStatus, Notification
 from blueprints.booking.notifications import message_for
 from blueprints.catalog.models import Package, Slot, SlotStatus, Station
+from blueprints.core import clock
 from blueprints.core.extensions import db
 from blueprints.feeds import ics
 from blueprints.feeds import services as feed_services
@@ -168,7 +169,7 @@ def test_move_after_the_cancel_deadline_says_to_call_the_station(scene, frozen_n
     frozen_now.set(scene.old.starts_at - timedelta(hours=23))  # the deadline is 24 hours before
     message = refused(scene.secretary, booking, scene.new.id).message
     assert message == "开始前24小时起不能在线改期，请致电七宝老街党群服务站：021-64000000。"
-    assert not services.can_move(scene.secretary, db.session.get(Booking, booking.id))
+    assert not db.session.get(Booking, booking.id).can_move(scene.secretary, clock.now())
 
 
 def _closed(scene, slot):

@@ -250,6 +250,24 @@ def test_check_in_url_by_host_records_attendance(client, login, scene, frozen_no
     assert "已签到：9 人" in listing
 
 
+def test_check_in_url_by_an_administrator_records_attendance_and_returns_to_the_booking(
+        client, login, scene, frozen_now, htmx_headers):
+    """One rule for who checks in (``User.runs_station``): the services always let administrators
+    check in, and now the QR code's page does too (it refused them before)."""
+    _station, _host, _package, slot = scene
+    booking = f.create_booking(slot=slot, headcount=10)
+    frozen_now.set(slot.starts_at - timedelta(hours=1))
+    url = checkin.checkin_url(booking, external=False)
+    admin = login(f.create_admin())
+    assert 'name="attended_headcount"' in client.get(url).get_data(as_text=True)
+    fragment = client.get(url, headers=htmx_headers).get_data(as_text=True)
+    assert 'name="attended_headcount"' in fragment and "<html" not in fragment
+    response = client.post(url, data={"attended_headcount": 8})
+    assert response.status_code == 302 and response.headers["Location"].endswith(f"/bookings/{booking.id}")
+    booking = db.session.get(Booking, booking.id)
+    assert booking.status is BookingStatus.ATTENDED and booking.events[-1].actor_id == admin.id
+
+
 @pytest.mark.parametrize("who", ["other_host", "secretary"])
 def test_check_in_url_used_by_anyone_else_does_nothing(client, login, scene, frozen_now, who):
     _station, _host, _package, slot = scene

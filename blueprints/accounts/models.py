@@ -160,5 +160,10 @@ class User(UserMixin, TimestampMixin, db.Model):
     def hosts_station(self, station_id: int) -> bool:
         return self.is_host and station_id in self.station_ids
 
+    def runs_station(self, station_id: int) -> bool:
+        """Approves, declines, checks in and cancels at the station: its hosts and every
+        district administrator."""
+        return self.is_admin or self.hosts_station(station_id)
+
     def __repr__(self) -> str:
         return f"<User {self.username} {self.role.value}>"

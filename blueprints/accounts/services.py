@@ -5,12 +5,13 @@ import re
 import threading
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
 from zxcvbn import zxcvbn
 
+from blueprints.core.db import contains
 from blueprints.core.extensions import db
 
-from .models import Organisation, Role, User
+from .models import Organisation, OrganisationKind, Role, User
 
 # Hash compared against when the username is unknown, so both failures take the same time.
 _DUMMY_HASH = None
@@ -136,3 +137,15 @@ def create_user(
     user.set_password(password)
     db.session.add(user)
     return user
+
+
+def suggest_organisations(text: str, limit: int = 20, parents_only: bool = False) -> list[str]:
+    """Names of organisations containing ``text``, shortest first (the datalists of the
+    account, organisation and quota forms)."""
+    text = (text or "").strip()[:100]
+    if not text:
+        return []
+    query = select(Organisation.name).where(contains(text, Organisation.name))
+    if parents_only:
+        query = query.where(Organisation.kind != OrganisationKind.BRANCH)
+    return list(db.session.scalars(query.order_by(func.length(Organisation.name), Organisation.name).limit(limit)))

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Optional
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
@@ -43,6 +44,9 @@ BOOKING_STATUS_LABELS = {
 HOLDING_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.ATTENDED)
 # An organisation may have at most one booking on a slot that is not in these states.
 ENDED_STATUSES = (BookingStatus.DECLINED, BookingStatus.CANCELLED)
+# A booking in these states is still open: the branch may change, cancel or move it, the slot's
+# changes reach it, and a cancelled slot cancels it.
+OPEN_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
 
 
 class Booking(TimestampMixin, db.Model):
@@ -96,6 +100,61 @@ class Booking(TimestampMixin, db.Model):
     @property
     def holds_places(self) -> bool:
         return self.status in HOLDING_STATUSES
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    # -- who may do what, and why not (services refuse with these words, pages show or hide by them) --
+    def is_own_branch(self, user) -> bool:
+        return bool(user.active and user.is_secretary and user.organisation_id == self.organisation_id)
+
+    def _station_to_call(self) -> dict:
+        station = self.slot.station
+        return {"hours": station.cancel_deadline_hours, "station": station.name, "phone": station.phone or "—"}
+
+    def cancel_refusal(self, user, now: datetime) -> str | None:
+        """Why ``user`` may not cancel the booking at ``now``, or None: its own branch until the
+        station's cancellation deadline, the station's hosts and the district's administrators any time."""
+        if not self.is_open:
+            return _("This booking is already %(status)s.", status=self.status.label)
+        if self.is_own_branch(user):
+            if now > self.slot.cancel_deadline:
+                return _("Online cancellation closed %(hours)s hours before the start. Please call %(station)s: %(phone)s.",
+                         **self._station_to_call())
+            return None
+        if user.active and user.runs_station(self.slot.station_id):
+            return None
+        return _("Only the branch or the station can cancel this booking.")
+
+    def can_cancel(self, user, now: datetime) -> bool:
+        return self.cancel_refusal(user, now) is None
+
+    def change_refusal(self, user) -> str | None:
+        """Why ``user`` may not change the headcount, or None (the slot's own rules — closed,
+        started, past the cut-off — are ``booking.services.slot_refusal``'s)."""
+        if not self.is_own_branch(user):
+            return _("Only the branch can change its headcount.")
+        if not self.is_open:
+            return _("This booking can no longer be changed.")
+        return None
+
+    def can_change(self, user) -> bool:
+        return self.change_refusal(user) is None
+
+    def leaving_refusal(self, now: datetime) -> str | None:
+        """Why the branch may not move the booking out of its slot at ``now``, or None. Leaving
+        releases its places like a cancellation: after the cancellation deadline the branch calls."""
+        if not self.is_open:
+            return _("This booking can no longer be moved (it is %(status)s).", status=self.status.label)
+        if now > self.slot.cancel_deadline:
+            return _("Online moving closed %(hours)s hours before the start. Please call %(station)s: %(phone)s.",
+                     **self._station_to_call())
+        return None
+
+    def can_move(self, user, now: datetime) -> bool:
+        """Only the booking's own branch moves it (改期), while it may leave its slot."""
+        return self.is_own_branch(user) and self.leaving_refusal(now) is None
 
     def status_at(self, moment) -> "BookingStatus":
         """The status as it stands at ``moment``: a confirmed group that nobody had checked in by

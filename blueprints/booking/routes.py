@@ -121,7 +121,7 @@ def _load_slot(slot_id: int):
 
 def _slot_moments(slot) -> tuple:
     """When time alone changes what the slot page shows: booking closes, the slot starts."""
-    return services.booking_cutoff(slot, slot.station), slot.starts_at
+    return slot.booking_closes_at, slot.starts_at
 
 
 @bp.get("/slots/<int:slot_id>")
@@ -294,9 +294,8 @@ def _detail(booking, *, headcount_form=None, cancel_form=None, status=200, block
         events=booking.events,
         headcount_form=headcount_form or HeadcountForm(formdata=None, headcount=booking.headcount),
         cancel_form=cancel_form or CancelForm(formdata=None),
-        can_change=current_user.is_secretary and booking.status in services.CHANGEABLE,
-        cancel_deadline=services.cancel_deadline(booking.slot, booking.slot.station),
-        now=clock.now(),
+        can_change=booking.can_change(current_user),
+        cancel_refusal=booking.cancel_refusal(current_user, clock.now()),
     )
 
 
@@ -481,7 +480,7 @@ def rate(booking_id: int):
 @bp.app_template_global()
 def booking_can_move(booking) -> bool:
     """Whether the reader may move ``booking`` now (the 改期 links of the booking page and list)."""
-    return services.can_move(current_user, booking)
+    return current_user.is_authenticated and booking.can_move(current_user, clock.now())
 
 
 def _own_booking(booking_id: int):
@@ -496,7 +495,7 @@ def _own_booking(booking_id: int):
 def _move_page(booking, form=None, status=200):
     """The 改期 page (or for htmx its form): the booking's slot and a page of the slots it could
     move to, grouped by day — five statements whatever the number of slots."""
-    refusal = services.leaving_refusal(booking) or services.organisation_refusal(booking.organisation)
+    refusal = booking.leaving_refusal(clock.now()) or services.organisation_refusal(booking.organisation)
     choices = None if refusal else services.move_choices(booking, _page_number(), current_app.config["PAGE_SIZE"])
     items = choices.items if choices else []
     days = [list(slots) for _day, slots in groupby(items, key=lambda s: clock.to_local(s.starts_at).date())]

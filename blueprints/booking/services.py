@@ -25,7 +25,6 @@ from .capacity import availability, availability_for
 from .models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingEvent, BookingStatus
 from .notifications import notify
 
-CHANGEABLE = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
 
 
 class BookingError(Exception):
@@ -107,14 +106,6 @@ def may_see(user: User, booking: Booking) -> bool:
     return user.hosts_station(booking.slot.station_id)
 
 
-def booking_cutoff(slot: Slot, station: Station) -> "datetime":  # noqa: F821
-    return slot.starts_at - timedelta(hours=station.booking_cutoff_hours)
-
-
-def cancel_deadline(slot: Slot, station: Station) -> "datetime":  # noqa: F821
-    return slot.starts_at - timedelta(hours=station.cancel_deadline_hours)
-
-
 def slot_refusal(slot: Slot) -> str | None:
     """Why nobody can book ``slot`` right now, or None."""
     if slot.status is SlotStatus.CANCELLED:
@@ -125,7 +116,7 @@ def slot_refusal(slot: Slot) -> str | None:
         return _("This package is no longer offered here.")
     if clock.now() >= slot.starts_at:
         return _("This slot has already started.")
-    if clock.now() > booking_cutoff(slot, slot.station):
+    if clock.now() > slot.booking_closes_at:
         return _("Booking closed %(hours)s hours before the start. Please call the station: %(phone)s.",
                  hours=slot.station.booking_cutoff_hours, phone=slot.station.phone or "—")
     return None
@@ -400,11 +391,7 @@ def change_headcount(user: User, booking_id: int, headcount: int) -> Booking:
     """Change the group's size. More people at a station that approves bookings: a confirmed
     booking goes back to pending (its places stay held) until the host approves the new size."""
     booking, slot = _locked_booking(user, booking_id)
-    if not user.is_secretary:
-        _refuse(_("Only the branch can change its headcount."))
-    if booking.status not in CHANGEABLE:
-        _refuse(_("This booking can no longer be changed."))
-    refusal = slot_refusal(slot)
+    refusal = booking.change_refusal(user) or slot_refusal(slot)
     if refusal:
         _refuse(refusal)
     # Every reason at once: the group size, the organisation's state, the places.
@@ -446,13 +433,10 @@ def change_headcount(user: User, booking_id: int, headcount: int) -> Booking:
 def cancel(user: User, booking_id: int, reason: str = "") -> Booking:
     """Cancel a booking: the branch before the station's deadline, the station's host or an admin any time."""
     booking, slot = _locked_booking(user, booking_id)
-    if booking.status not in CHANGEABLE:
-        _refuse(_("This booking is already %(status)s.", status=booking.status.label))
-    by_branch = user.is_secretary
-    if by_branch and clock.now() > cancel_deadline(slot, slot.station):
-        _refuse(_("Online cancellation closed %(hours)s hours before the start. Please call %(station)s: %(phone)s.",
-                  hours=slot.station.cancel_deadline_hours, station=slot.station.name,
-                  phone=slot.station.phone or "—"))
+    refusal = booking.cancel_refusal(user, clock.now())
+    if refusal:
+        _refuse(refusal)
+    by_branch = booking.is_own_branch(user)
     if not by_branch and not reason.strip():
         _refuse(_("Please give the branch a reason."), "reason")
     held = booking.holds_places
@@ -552,7 +536,7 @@ def settle_ended_slots() -> tuple[int, int]:
 
 
 def _require_station_staff(user: User, slot: Slot) -> None:
-    if not (user.is_admin or user.hosts_station(slot.station_id)):
+    if not user.runs_station(slot.station_id):
         db.session.rollback()
         raise NotAllowed()
 
@@ -563,7 +547,7 @@ def promote_waitlist(slot: Slot) -> list[Booking]:
     Only until the booking cut-off: after it the station plans with the groups it has, and a
     branch moved up then could no longer cancel online. Places freed later stay free.
     """
-    if slot.status is not SlotStatus.OPEN or clock.now() > booking_cutoff(slot, slot.station):
+    if not slot.takes_bookings():
         return []
     waiting = db.session.scalars(
         sa.select(Booking)
@@ -608,27 +592,8 @@ __all__ = [
 # A move always ends holding places on the new slot. Pending and confirmed bookings take theirs
 # along; a waitlisted one may take places on another slot of its package (it keeps its number
 # and its count against the quota instead of being cancelled and booked again) — never a place
-# on another waitlist.
-MOVABLE = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
-
-
-def leaving_refusal(booking: Booking) -> str | None:
-    """Why the branch may not move ``booking`` out of its slot now, or None. Moving out releases
-    its places like a cancellation: after the station's cancellation deadline the branch calls."""
-    slot = booking.slot
-    if booking.status not in MOVABLE:
-        return _("This booking can no longer be moved (it is %(status)s).", status=booking.status.label)
-    if clock.now() > cancel_deadline(slot, slot.station):
-        return _("Online moving closed %(hours)s hours before the start. Please call %(station)s: %(phone)s.",
-                 hours=slot.station.cancel_deadline_hours, station=slot.station.name,
-                 phone=slot.station.phone or "—")
-    return None
-
-
-def can_move(user, booking: Booking) -> bool:
-    """The booking's own organisation's secretary, while the booking may leave its slot."""
-    return bool(getattr(user, "is_authenticated", False) and user.active and user.is_secretary
-                and booking.organisation_id == user.organisation_id and leaving_refusal(booking) is None)
+# on another waitlist. Which bookings may leave their slot, and until when, is
+# ``Booking.leaving_refusal``; who moves them, ``Booking.can_move``.
 
 
 def _at_slot(message: str) -> BookingError:
@@ -716,7 +681,7 @@ def move(user: User, booking_id: int, slot_id: int) -> Booking:
     if not user.active or not user.is_secretary or user.organisation_id is None:
         raise NotAllowed()
     organisation, booking, old, new = _locked_for_move(user, booking_id, slot_id)
-    refusal = leaving_refusal(booking)
+    refusal = booking.leaving_refusal(clock.now())
     if refusal:
         _refuse(refusal, "slot_id")
     problems, status = _arrival_problems(organisation, booking, new)
@@ -778,4 +743,4 @@ def booked_slot_ids(organisation_id: int, slot_ids: list[int]) -> set[int]:
         Booking.status.not_in(ENDED_STATUSES))))
 
 
-__all__ += ["move", "move_choices", "booked_slot_ids", "can_move", "leaving_refusal", "MOVABLE"]
+__all__ += ["move", "move_choices", "booked_slot_ids"]

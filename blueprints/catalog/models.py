@@ -178,6 +178,27 @@ class Slot(TimestampMixin, db.Model):
     def duration(self) -> timedelta:
         return self.ends_at - self.starts_at
 
+    # -- the slot's rules, each in one place (services refuse by them, pages show them) --------
+    @property
+    def booking_closes_at(self) -> datetime:
+        """Online booking, joining the waitlist and moving up from it end here (the station's cut-off)."""
+        return self.starts_at - timedelta(hours=self.station.booking_cutoff_hours)
+
+    @property
+    def cancel_deadline(self) -> datetime:
+        """After this the branch cancels or moves its booking by calling the station."""
+        return self.starts_at - timedelta(hours=self.station.cancel_deadline_hours)
+
+    @property
+    def is_changeable(self) -> bool:
+        """A cancelled slot is final: its time, places and status no longer change."""
+        return self.status is not SlotStatus.CANCELLED
+
+    def takes_bookings(self, now: datetime | None = None) -> bool:
+        """Open for booking and before the cut-off (whether the package is still offered is
+        ``booking.services.slot_refusal``'s part)."""
+        return self.status is SlotStatus.OPEN and (now or clock.now()) <= self.booking_closes_at
+
     # Check-in, the one rule (booking services refuse by it, host pages show it): it opens at
     # 00:00 Shanghai time on the slot's day; it has no closing time (a headcount can be corrected
     # and a no-show checked in afterwards).

@@ -19,6 +19,7 @@ from blueprints.admin.stats import local_bounds
 from blueprints.booking.models import BOOKING_EVENT_ACTIONS, Booking, BookingEvent, BookingStatus, booking_action_label
 from blueprints.catalog.models import SLOT_EVENT_ACTIONS, Slot, SlotEvent, slot_action_label
 from blueprints.core.extensions import db
+from blueprints.core.db import contains
 
 MAX_PAGE = 500  # deeper than this, narrow the filters instead
 
@@ -82,14 +83,9 @@ class AuditPage:
     has_next: bool = False
 
 
-def _like(text: str) -> str:
-    escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _actor_ids(who: str):
     who = who.strip()[:200]  # SQLite refuses LIKE patterns over 50 kB
-    return sa.select(User.id).where(sa.or_(User.username == who, User.display_name.ilike(_like(who), escape="\\")))
+    return sa.select(User.id).where(sa.or_(User.username == who, contains(who, User.display_name)))
 
 
 def _booking_half(f: AuditFilters, lower, upper):
@@ -101,7 +97,7 @@ def _booking_half(f: AuditFilters, lower, upper):
         query = query.join(Slot, Slot.id == Booking.slot_id).where(Slot.station_id == f.station_id)
     if f.organisation.strip():
         query = query.where(Booking.organisation_id.in_(
-            sa.select(Organisation.id).where(Organisation.name.ilike(_like(f.organisation), escape="\\"))))
+            sa.select(Organisation.id).where(contains(f.organisation[:200], Organisation.name))))
     if f.action:
         query = query.where(BookingEvent.action == f.action)
     if f.status:

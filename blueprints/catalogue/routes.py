@@ -11,6 +11,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 
 from blueprints.accounts.guards import admin_required
+from blueprints.accounts.services import suggest_organisations
 from blueprints.admin.models import Quota, QuotaPeriod
 from blueprints.catalog.models import Campaign, Package, Station
 from blueprints.core.extensions import db
@@ -361,7 +362,7 @@ def quotas():
 
 
 def _quota_form_page(form, quota, status=200):
-    suggestions = [] if quota else services.organisation_suggestions(form.organisation.data or "")
+    suggestions = [] if quota else suggest_organisations(form.organisation.data or "")
     return render("catalogue/quota_form.html", "form", status=status, form=form, quota=quota,
                   suggestions=suggestions, empty_form=EmptyForm())
 
@@ -414,7 +415,7 @@ def delete_quota(quota_id: int):
 @admin_required
 def organisation_options():
     """Suggestions for the organisation field (a datalist filled by htmx as the name is typed)."""
-    suggestions = services.organisation_suggestions(request.args.get("organisation", ""))
+    suggestions = suggest_organisations(request.args.get("organisation", ""))
     form = QuotaForm(organisation=request.args.get("organisation", ""))
     return render("catalogue/quota_form.html", "suggestions", form=form, quota=None, suggestions=suggestions,
                   empty_form=EmptyForm())

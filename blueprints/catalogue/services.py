@@ -21,6 +21,7 @@ from blueprints.admin.models import Quota, QuotaPeriod
 from blueprints.booking.models import Booking
 from blueprints.catalog.models import Campaign, Category, Package, Slot, Station
 from blueprints.core.extensions import db
+from blueprints.core.db import contains
 
 MAX_HOURS = 60 * 24  # a cut-off or cancellation deadline of at most 60 days
 MAX_DURATION_MINUTES = 24 * 60
@@ -163,9 +164,7 @@ def station_page(q: str, status: str, page: int, per_page: int):
     query = sa.select(Station).options(selectinload(Station.hosts)).order_by(Station.name, Station.id)
     q = (q or "").strip()[:MAX_SEARCH]
     if q:
-        pattern = f"%{q}%"
-        query = query.where(sa.or_(Station.name.ilike(pattern), Station.address.ilike(pattern),
-                                   Station.subdistrict.ilike(pattern)))
+        query = query.where(contains(q, Station.name, Station.address, Station.subdistrict))
     query = _status_filter(query, Station, status)
     return db.paginate(query, page=page, per_page=per_page, error_out=False)
 
@@ -393,8 +392,7 @@ def package_page(q: str, category: str, campaign_id: int | None, status: str, pa
     )
     q = (q or "").strip()[:MAX_SEARCH]
     if q:
-        pattern = f"%{q}%"
-        query = query.where(sa.or_(Package.title.ilike(pattern), Package.summary.ilike(pattern)))
+        query = query.where(contains(q, Package.title, Package.summary))
     if category in {c.value for c in Category}:
         query = query.where(Package.category == Category(category))
     if campaign_id:
@@ -418,15 +416,6 @@ def organisation_named(name: str) -> Organisation | None:
     if not name:
         return None
     return db.session.scalar(sa.select(Organisation).where(Organisation.name == name))
-
-
-def organisation_suggestions(q: str, limit: int = 20) -> list[Organisation]:
-    q = (q or "").strip()[:MAX_SEARCH]
-    if not q:
-        return []
-    return list(db.session.scalars(
-        sa.select(Organisation).where(Organisation.name.ilike(f"%{q}%")).order_by(Organisation.name).limit(limit)
-    ))
 
 
 def save_quota(quota: Quota | None, data: QuotaData, invalid=()) -> Quota:
@@ -484,7 +473,7 @@ def quota_page(q: str, category: str, page: int, per_page: int):
     )
     q = (q or "").strip()[:MAX_SEARCH]
     if q:
-        query = query.where(Organisation.name.ilike(f"%{q}%"))
+        query = query.where(contains(q, Organisation.name))
     if category in {c.value for c in Category}:
         query = query.where(Quota.category == Category(category))
     return db.paginate(query, page=page, per_page=per_page, error_out=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextvars
 from datetime import datetime, timezone
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -108,3 +109,16 @@ def utcnow_default() -> datetime:
     from .clock import now
 
     return now()
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern for "contains ``text``": the %, _ and \\ a user types match themselves."""
+    escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def contains(text: str, *columns):
+    """Any of ``columns`` contains ``text`` literally, case-insensitively: the one search rule
+    of every list page and suggestion box (callers bound the text's length first)."""
+    pattern = like_pattern(text)
+    return sa.or_(*(column.ilike(pattern, escape="\\") for column in columns))

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
+from blueprints.accounts import services as account_services
 from blueprints.accounts.guards import admin_required
 from blueprints.accounts.models import Organisation, OrganisationKind, Role, User
 from blueprints.core import spreadsheets
@@ -99,7 +100,7 @@ def organisations():
 def suggest_organisations():
     """<option>s for the organisation fields' datalist (htmx); the fields work without it."""
     text = request.args.get("q") or request.args.get("organisation") or request.args.get("parent") or ""
-    names = services.suggest_organisations(text[:100], parents_only="parent" in request.args)
+    names = account_services.suggest_organisations(text, parents_only="parent" in request.args)
     return render_template("directory/_suggestions.html", names=names)
 
 

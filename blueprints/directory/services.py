@@ -16,6 +16,7 @@ from werkzeug.security import generate_password_hash
 from blueprints.accounts.models import Organisation, OrganisationKind, Role, User
 from blueprints.accounts.services import password_problem
 from blueprints.catalog.models import Station
+from blueprints.core.db import contains
 from blueprints.core.extensions import db
 from blueprints.feeds.services import renew_tokens
 
@@ -46,11 +47,6 @@ def _set_one_time_password(user: User, password: str) -> None:
     user.must_change_password = True
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 # -- organisations ----------------------------------------------------------------------------------
 
 @dataclass
@@ -65,12 +61,8 @@ class OrganisationFilters:
 def organisation_query(filters: OrganisationFilters):
     query = select(Organisation)
     if filters.q:
-        pattern = _like(filters.q.strip())
-        query = query.where(or_(
-            Organisation.name.ilike(pattern, escape="\\"),
-            Organisation.secretary_name.ilike(pattern, escape="\\"),
-            Organisation.secretary_phone.ilike(pattern, escape="\\"),
-        ))
+        query = query.where(contains(filters.q, Organisation.name, Organisation.secretary_name,
+                                     Organisation.secretary_phone))
     if filters.kind is not None:
         query = query.where(Organisation.kind == filters.kind)
     if filters.subdistrict:
@@ -115,16 +107,6 @@ def parent_choices() -> list[tuple[int, str]]:
         select(Organisation.id, Organisation.name).where(Organisation.id.in_(select(child.c.parent_id)))
         .order_by(Organisation.name)
     )]
-
-
-def suggest_organisations(text: str, limit: int = 20, parents_only: bool = False) -> list[str]:
-    text = (text or "").strip()
-    if not text:
-        return []
-    query = select(Organisation.name).where(Organisation.name.ilike(_like(text), escape="\\"))
-    if parents_only:
-        query = query.where(Organisation.kind != OrganisationKind.BRANCH)
-    return list(db.session.scalars(query.order_by(func.length(Organisation.name), Organisation.name).limit(limit)))
 
 
 def find_organisation(name: str) -> Organisation | None:
@@ -185,13 +167,8 @@ def account_page(filters: AccountFilters, page: int, per_page: int):
     """One page of accounts with their organisation and stations: three queries."""
     query = select(User).options(joinedload(User.organisation), selectinload(User.stations))
     if filters.q:
-        pattern = _like(filters.q.strip())
-        query = query.outerjoin(User.organisation).where(or_(
-            User.username.ilike(pattern, escape="\\"),
-            User.display_name.ilike(pattern, escape="\\"),
-            User.phone.ilike(pattern, escape="\\"),
-            Organisation.name.ilike(pattern, escape="\\"),
-        ))
+        query = query.outerjoin(User.organisation).where(
+            contains(filters.q, User.username, User.display_name, User.phone, Organisation.name))
     if filters.role is not None:
         query = query.where(User.role == filters.role)
     if filters.status == "active":

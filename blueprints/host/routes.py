@@ -472,7 +472,7 @@ def check_in(token: str):
     booking = db.session.get(Booking, booking_id)
     if booking is None:
         abort(404)
-    if not current_user.hosts_station(booking.slot.station_id):
+    if not current_user.runs_station(booking.slot.station_id):
         return _checkin_denied(_("This check-in code can only be used by a host of %(station)s. Nothing was recorded.",
                                  station=booking.slot.station.name))
     form = CheckInForm()
@@ -494,6 +494,8 @@ def check_in(token: str):
             else:
                 flash(_("%(organisation)s checked in with %(count)s people.",
                         organisation=booking.organisation.name, count=form.attended_headcount.data), "success")
+                if not current_user.is_host:  # an administrator has no host pages: back to the booking
+                    return redirect(url_for("booking.detail", booking_id=booking.id))
                 return redirect(url_for("host.checkin_list", slot_id=booking.slot_id))
     return render("host/checkin.html", "checkin", status=status, booking=booking, form=form,
                   token=token, BookingStatus=BookingStatus,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import joinedload
 from blueprints.accounts.models import Organisation, User, station_hosts
 from blueprints.booking import services as booking_services
 from blueprints.booking.capacity import Availability, availability, availability_for, held_groups_expr
-from blueprints.booking.models import HOLDING_STATUSES, Booking, BookingStatus
+from blueprints.booking.models import HOLDING_STATUSES, OPEN_STATUSES, Booking, BookingStatus
 from blueprints.booking.notifications import notify
 from blueprints.booking.services import BookingError, NotAllowed
 from blueprints.catalog.models import Package, Slot, SlotEvent, SlotStatus, Station, package_stations
@@ -28,7 +28,6 @@ from blueprints.core.extensions import db
 from . import recurrence
 
 # Bookings a slot change or cancellation concerns.
-ACTIVE_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.WAITLISTED)
 
 
 class HostError(Exception):
@@ -326,18 +325,24 @@ def create_series(user: User, *, station_id: int, package_id: int, rule: recurre
 
 def _active_bookings(slot: Slot) -> list[Booking]:
     return list(db.session.scalars(
-        sa.select(Booking).where(Booking.slot_id == slot.id, Booking.status.in_(ACTIVE_STATUSES))
+        sa.select(Booking).where(Booking.slot_id == slot.id, Booking.status.in_(OPEN_STATUSES))
         .order_by(Booking.id)
     ))
+
+
+def _changeable_host_slot(user: User, slot_id: int) -> Slot:
+    """The host's slot, locked, for a change of its time, places or status (``Slot.is_changeable``)."""
+    slot = _locked_host_slot(user, slot_id)
+    if not slot.is_changeable:
+        _refuse(_("This slot has been cancelled and can no longer be changed."))
+    return slot
 
 
 def edit_slot(user: User, slot_id: int, *, starts_at: datetime, ends_at: datetime, capacity: int,
               max_groups: int | None, note: str) -> Slot:
     """Change time, capacity, group limit and note. A new time bumps the slot's revision and every
     active booking's revision, and tells the booked branches."""
-    slot = _locked_host_slot(user, slot_id)
-    if slot.status is SlotStatus.CANCELLED:
-        _refuse(_("This slot has been cancelled and can no longer be changed."))
+    slot = _changeable_host_slot(user, slot_id)
     moved = (starts_at, ends_at) != (slot.starts_at, slot.ends_at)
     if moved:
         try:
@@ -392,9 +397,7 @@ def _check_capacity(slot: Slot, capacity: int | None, max_groups: int | None) ->
 
 
 def change_capacity(user: User, slot_id: int, capacity: int | None) -> Slot:
-    slot = _locked_host_slot(user, slot_id)
-    if slot.status is SlotStatus.CANCELLED:
-        _refuse(_("This slot has been cancelled and can no longer be changed."))
+    slot = _changeable_host_slot(user, slot_id)
     _check_capacity(slot, capacity, slot.max_groups)
     if capacity == slot.capacity:
         db.session.rollback()
@@ -411,9 +414,7 @@ def change_capacity(user: User, slot_id: int, capacity: int | None) -> Slot:
 
 def set_open(user: User, slot_id: int, open_: bool) -> Slot:
     """Close booking (existing bookings stay) or reopen it."""
-    slot = _locked_host_slot(user, slot_id)
-    if slot.status is SlotStatus.CANCELLED:
-        _refuse(_("This slot has been cancelled and can no longer be changed."))
+    slot = _changeable_host_slot(user, slot_id)
     target = SlotStatus.OPEN if open_ else SlotStatus.CLOSED
     if slot.status is target:
         db.session.rollback()

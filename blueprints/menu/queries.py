@@ -12,6 +12,7 @@ from sqlalchemy.orm import joinedload, load_only, selectinload
 from blueprints.booking.capacity import Availability, availability_for, fits_a_group_expr
 from blueprints.catalog.models import Campaign, Category, Package, Slot, SlotStatus, Station
 from blueprints.core import clock
+from blueprints.core.db import contains
 from blueprints.core.extensions import db
 
 SLOTS_PER_PACKAGE = 3  # a card lists the next three; the package page lists them all ("更多场次")
@@ -121,8 +122,7 @@ def _package_query(filters: MenuFilters):
     if filters.campaign_id:
         query = query.where(Package.campaign_id == filters.campaign_id)
     if filters.q:
-        pattern = f"%{filters.q.strip()}%"
-        query = query.where(sa.or_(Package.title.ilike(pattern), Package.summary.ilike(pattern)))
+        query = query.where(contains(filters.q, Package.title, Package.summary))
     if filters.narrows_slots:
         matching_slot = (
             sa.select(Slot.id)
