@@ -120,3 +120,21 @@ def test_refused_form_as_htmx_is_the_panel_alone_secretary(client, login, full_s
                            data={"headcount": "8", "contact_name": "甲联系人", "contact_phone": "13900000001"})
     html = response.get_data(as_text=True)
     assert response.status_code == 422 and "<html" not in html and 'value="甲联系人"' in html
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "fragment"])
+def test_the_refused_panel_shows_what_the_refusal_read_without_reading_it_again_secretary(
+        client, login, full_slot, htmx, htmx_headers, count_queries):
+    """The unlocked refusal hands its reading (the slot, its places, the organisation's booking)
+    to the panel: five statements in all — the slot, its places, whether the package is still
+    offered there, the organisation's booking, its quotas — instead of thirteen, and the panel
+    shows the places that refused."""
+    login(f.create_secretary())
+    client.get(f"/slots/{full_slot.id}")  # the public part cached, the session's user kept
+    with count_queries() as counter:
+        response = client.post(f"/slots/{full_slot.id}/book", headers=htmx_headers if htmx else {},
+                               data={"headcount": "8", "contact_name": "甲联系人", "contact_phone": "13900000001"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and 'value="甲联系人"' in html and "候补" in html
+    assert re.search(r"已满|剩余\s*0", html), html[:2000]
+    assert counter.count <= 6, counter.statements

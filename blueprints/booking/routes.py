@@ -90,8 +90,12 @@ def package(package_id: int):
 
 
 def _slot_context(slot, form=None, error=None):
+    """What the booking panel shows; after an unlocked refusal, what that refusal read."""
+    reading = getattr(error, "reading", None)
     own = None
-    if current_user.is_authenticated and current_user.is_secretary:
+    if reading is not None:
+        own = reading.own_booking
+    elif current_user.is_authenticated and current_user.is_secretary:
         own = services.active_booking_of(current_user.organisation_id, slot.id)
     if form is None and current_user.is_authenticated and current_user.is_secretary:
         form = BookingForm(
@@ -102,10 +106,10 @@ def _slot_context(slot, form=None, error=None):
         )
     return {
         "slot": slot,
-        "places": availability(slot.id),
-        "refusal": services.slot_refusal(slot) or (
-            services.organisation_refusal(current_user.organisation)
-            if current_user.is_authenticated and current_user.is_secretary else None),
+        "places": reading.places if reading is not None else availability(slot.id),
+        "refusal": None if reading is not None and reading.open_to_organisation else (
+            services.slot_refusal(slot) or (services.organisation_refusal(current_user.organisation)
+                                            if current_user.is_authenticated and current_user.is_secretary else None)),
         "own_booking": own,
         "form": form,
         "error": error,
@@ -154,7 +158,8 @@ def _slot_page(slot_id: int, *, panel: Callable[[], Markup] | None = None, statu
 def _refused(slot_id: int, form: BookingForm, error=None):
     """The booking panel again with the form's errors (422): for htmx the panel alone, otherwise
     the slot page around it, whose public part comes from the cache as on a plain view."""
-    context = _slot_context(_load_slot(slot_id), form, error)
+    reading = getattr(error, "reading", None)
+    context = _slot_context(reading.slot if reading is not None else _load_slot(slot_id), form, error)
     if wants_fragment():
         return render("booking/slot.html", "booking_panel", status=422, **context)
     return _slot_page(slot_id, panel=lambda _: Markup(render_block("booking/slot.html", "booking_panel", **context)),

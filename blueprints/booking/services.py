@@ -21,7 +21,7 @@ from blueprints.core import clock, phones
 from blueprints.core.db import lock_rows, start_write_transaction
 from blueprints.core.extensions import db
 
-from .capacity import availability, availability_for
+from .capacity import Availability, availability, availability_for
 from .models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingEvent, BookingStatus
 from .notifications import notify
 
@@ -45,6 +45,7 @@ class BookingError(Exception):
         self.waitlist_possible = waitlist_possible
         self.correction = correction  # a typing mistake in a field, not a rule of the slot
         self.problems: list[BookingError] = list(problems) if problems else [self]
+        self.reading: Reading | None = None
 
     @classmethod
     def of(cls, problems: list["BookingError"]) -> "BookingError":
@@ -61,6 +62,17 @@ class BookingError(Exception):
 
 class NotAllowed(Exception):
     """The user may not touch this object at all (routes answer 404 to hide it)."""
+
+
+@dataclass
+class Reading:
+    """What an unlocked refusal read (``_refuse_a_full_slot_without_locks``), handed to the page
+    that shows the refusal: it shows the same moment that refused, without reading it again."""
+
+    slot: Slot
+    places: Availability
+    own_booking: Booking | None = None
+    open_to_organisation: bool = False  # neither the slot nor the organisation refuses
 
 
 @dataclass(frozen=True)
@@ -263,10 +275,11 @@ def _request_problems(request: BookingRequest, *, partial: bool = False) -> list
     return problems
 
 
-def _placement(slot: Slot, headcount: int, join_waitlist: bool) -> tuple[BookingStatus | None, BookingError | None]:
+def _placement(slot: Slot, headcount: int, join_waitlist: bool,
+               places: Availability | None = None) -> tuple[BookingStatus | None, BookingError | None]:
     """Where a group of ``headcount`` goes in ``slot`` (the package's group size already checked):
-    its status, or why there is no room."""
-    places = availability(slot.id)
+    its status, or why there is no room. ``places``: as already read in this transaction."""
+    places = places or availability(slot.id)
     if places.remaining >= headcount:
         return (BookingStatus.PENDING if slot.station.requires_approval else BookingStatus.CONFIRMED), None
     if join_waitlist:
@@ -287,14 +300,17 @@ def _placement(slot: Slot, headcount: int, join_waitlist: bool) -> tuple[Booking
 
 
 def _assess(organisation: Organisation, slot: Slot, request: BookingRequest, join_waitlist: bool, *,
-            partial: bool = False) -> tuple[list[BookingError], BookingStatus | None]:
+            partial: bool = False, reading: Reading | None = None) -> tuple[list[BookingError], BookingStatus | None]:
     """Every reason to refuse ``request`` at once (the request's fields, then the slot's and the
-    organisation's rules), or none and the status the booking gets."""
+    organisation's rules), or none and the status the booking gets. ``reading``: the places
+    already read, and where to note what else was read."""
     problems = _request_problems(request, partial=partial)
     refusal = organisation_refusal(organisation) or slot_refusal(slot)
     if refusal:
         return [*problems, BookingError(refusal)], None
     existing = active_booking_of(organisation.id, slot.id)
+    if reading is not None:
+        reading.open_to_organisation, reading.own_booking = True, existing
     if existing:  # alone: the page sends the user to that booking
         return [BookingError(_already_booked(organisation), booking_id=existing.id)], None
     headcount = request.headcount if request.headcount is not None and request.headcount >= 1 else None
@@ -306,7 +322,8 @@ def _assess(organisation: Organisation, slot: Slot, request: BookingRequest, joi
         problems.append(BookingError(refusal))
     status = None
     if headcount is not None and group_problem is None:  # places matter only for a group that may come
-        status, place_problem = _placement(slot, headcount, join_waitlist)
+        status, place_problem = _placement(slot, headcount, join_waitlist,
+                                           reading.places if reading is not None else None)
         if place_problem:
             problems.append(place_problem)
     return problems, (None if problems else status)
@@ -365,9 +382,13 @@ def _refuse_a_full_slot_without_locks(user: User, slot_id: int, request: Booking
     seen = availability_for([slot_id]).get(slot_id)
     if seen is None or seen.remaining >= request.headcount:
         return
-    problems = booking_problems(user, slot_id, request, join_waitlist=False)
+    problems, reading = _problems_and_reading(user, slot_id, request, False, seen)
     if problems:
-        _refuse_all(problems)
+        # No rollback here: the refused page shows what was read (``BookingError.reading``), and
+        # the request's end closes this read-only transaction.
+        error = BookingError.of(problems)
+        error.reading = reading
+        raise error
     db.session.rollback()  # nothing read here may stand in for what the locks will read
 
 
@@ -376,15 +397,22 @@ def booking_problems(user: User, slot_id: int, request: BookingRequest, *,
     """Every reason ``book`` would refuse ``request`` now, for a form to show them in one round
     with its own errors. Reads only, takes no lock (``book`` checks again under it); a field given
     as None is not checked."""
+    return _problems_and_reading(user, slot_id, request, join_waitlist)[0]
+
+
+def _problems_and_reading(user: User, slot_id: int, request: BookingRequest, join_waitlist: bool,
+                          places: Availability | None = None) -> tuple[list[BookingError], Reading | None]:
     if not user.active or not user.is_secretary or user.organisation_id is None:
         raise NotAllowed()
-    slot = db.session.scalar(sa.select(Slot).where(Slot.id == slot_id).options(
-        joinedload(Slot.station, innerjoin=True), joinedload(Slot.package, innerjoin=True)))
+    # The route has usually loaded the slot with its station and package already: no statement then.
+    slot = db.session.get(Slot, slot_id, options=[joinedload(Slot.station, innerjoin=True),
+                                                  joinedload(Slot.package, innerjoin=True)])
     organisation = db.session.get(Organisation, user.organisation_id)
     if slot is None or organisation is None:
         raise NotAllowed()
-    problems, _status = _assess(organisation, slot, request, join_waitlist, partial=True)
-    return problems
+    reading = Reading(slot, places) if places is not None else None
+    problems, _status = _assess(organisation, slot, request, join_waitlist, partial=True, reading=reading)
+    return problems, reading
 
 
 def change_headcount(user: User, booking_id: int, headcount: int) -> Booking:
