@@ -7,9 +7,9 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy.orm import joinedload, load_only, selectinload
+from sqlalchemy.orm import joinedload, load_only
 
-from blueprints.booking.capacity import Availability, availability_for, fits_a_group_expr
+from blueprints.booking.capacity import Availability, fits_a_group_expr, held_groups_expr, held_headcount_expr
 from blueprints.catalog.models import Campaign, Category, Package, Slot, SlotStatus, Station
 from blueprints.core import clock
 from blueprints.core.db import contains
@@ -178,23 +178,43 @@ def menu_page(filters: MenuFilters, page: int, per_page: int) -> MenuPage:
 @dataclass
 class CardData:
     packages: dict[int, Package]
-    slots: dict[int, Slot]
+    slots: dict[int, "CardSlot"]
     availability: dict[int, Availability]
 
 
+class CardStation(NamedTuple):
+    name: str
+
+
+class CardSlot(NamedTuple):
+    """A slot as a card lists it (a Core row: a rebuilt card is the first view after every booking)."""
+
+    id: int
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    station: CardStation
+
+
 def card_data(package_ids: list[int], slot_ids: list[int]) -> CardData:
-    """What the cards of these packages show: three statements, whatever their number."""
+    """What the cards of these packages show: two statements, whatever their number."""
     if not package_ids:
         return CardData({}, {}, {})
     packages = db.session.scalars(
         sa.select(Package).where(Package.id.in_(package_ids))
-        .options(selectinload(Package.stations), joinedload(Package.campaign))
+        .options(joinedload(Package.stations).load_only(Station.id, Station.name), joinedload(Package.campaign))
         .execution_options(populate_existing=True)  # the page's query loaded only id and category
     ).unique().all()
-    slots = db.session.scalars(
-        sa.select(Slot).where(Slot.id.in_(slot_ids)).options(joinedload(Slot.station))
-    ).all() if slot_ids else []
-    return CardData({p.id: p for p in packages}, {s.id: s for s in slots}, availability_for(slot_ids))
+    slots, places = {}, {}
+    if slot_ids:
+        rows = db.session.execute(
+            sa.select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.capacity, Slot.max_groups, Station.name,
+                      held_headcount_expr(), held_groups_expr())
+            .join(Station, Station.id == Slot.station_id).where(Slot.id.in_(slot_ids)))
+        for slot_id, starts_at, ends_at, capacity, max_groups, station, held, groups in rows:
+            slots[slot_id] = CardSlot(slot_id, starts_at, ends_at, capacity, CardStation(station))
+            places[slot_id] = Availability(capacity, int(held), int(groups), max_groups)
+    return CardData({p.id: p for p in packages}, slots, places)
 
 
 class ListedPackage(NamedTuple):
