@@ -40,6 +40,27 @@ class BaseForm(FlaskForm):
         super().__init__(*args, **kwargs)
         guard_text_fields(self)  # every text field refuses control characters (input_guard.py)
 
+    def process(self, formdata=None, obj=None, data=None, extra_filters=None, **kwargs):
+        # A value given by name wins over the object's attribute of that name (WTForms prefers the
+        # object): an edit form shows a relation by its id and an enum by its value where the
+        # model holds an object, e.g. PackageForm(obj=package, category=package.category.value).
+        given = {**(data or {}), **kwargs}
+        if obj is not None and given:
+            obj = _Preferring(given, obj)
+        super().process(formdata, obj, data, extra_filters, **kwargs)
+
+
+class _Preferring:
+    """``obj`` with some attributes given instead."""
+
+    def __init__(self, given: dict, obj):
+        self._given, self._obj = given, obj
+
+    def __getattr__(self, name):
+        if name in self._given:
+            return self._given[name]
+        return getattr(self._obj, name)
+
 
 class EmptyForm(BaseForm):
     """A POST-only button still needs a form so that it carries the CSRF token."""
