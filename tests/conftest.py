@@ -22,6 +22,23 @@ DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") 
 FROZEN_NOW = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
 
 
+# Marked ``slow`` as whole files (besides every ``browser`` test): fuzzing, concurrency, demo and
+# city data, the process harnesses, migrations, a real calendar client, the cache model walk.
+# ``make test PYTEST_ARGS='-m "not slow"'`` is the quick inner loop; ``make test`` runs them all.
+SLOW_FILES = {
+    "test_fuzz_forms.py", "test_booking_concurrency.py", "test_booking_move_concurrency.py",
+    "test_demo_history.py", "test_bench_loader.py", "test_migrations.py", "test_feeds_khal.py",
+    "test_ops_backup.py", "test_ops_cache_workers.py", "test_ops_crash.py", "test_ops_health_and_logging.py",
+    "test_ops_multi_instance.py", "test_cache_model.py", "test_jobs.py",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.name in SLOW_FILES or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 def app_config(database_url: str, **extra) -> dict:
     return {
         "TESTING": True,

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from blueprints.booking import services
-from blueprints.booking.capacity import Availability, fits_a_group
+from blueprints.booking.capacity import Availability, availability_for, fits_a_group
 from blueprints.booking.models import BookingStatus
 from blueprints.menu import queries
 from blueprints.menu.queries import MenuFilters
@@ -66,7 +66,7 @@ def test_sql_filter_and_python_rule_agree(app):
     from blueprints.core.extensions import db
     db.session.commit()
     listed = queries.listed_slots([p.id for p, _ in cases], MenuFilters(available_only=True), 10)
-    avail = queries.availability_for(s.id for _, s in cases)
+    avail = availability_for(s.id for _, s in cases)
     for package, slot in cases:
         in_sql = [s for s, _ in listed[package.id]] == [slot.id]
         assert in_sql is avail[slot.id].fits_group(package.min_group_size), (package.min_group_size, slot.capacity)

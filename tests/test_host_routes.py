@@ -259,7 +259,10 @@ def test_check_in_url_by_an_administrator_records_attendance_and_returns_to_the_
     frozen_now.set(slot.starts_at - timedelta(hours=1))
     url = checkin.checkin_url(booking, external=False)
     admin = login(f.create_admin())
-    assert 'name="attended_headcount"' in client.get(url).get_data(as_text=True)
+    page = client.get(url).get_data(as_text=True)
+    assert 'name="attended_headcount"' in page
+    assert f'/host/slots/{slot.id}/check-in"' not in page  # an administrator has no host pages to go to
+    assert f'href="/bookings/{booking.id}"' in page
     fragment = client.get(url, headers=htmx_headers).get_data(as_text=True)
     assert 'name="attended_headcount"' in fragment and "<html" not in fragment
     response = client.post(url, data={"attended_headcount": 8})

@@ -94,9 +94,10 @@ MATRIX = {
     "approvals": ("/host/approvals", PENDING_PHONE, {
         "anonymous": LOGIN, "secretary_a": (403, HIDDEN), "secretary_b": (403, HIDDEN),
         "host_x": (200, SEEN), "host_y": (200, HIDDEN), "admin": (403, HIDDEN)}),
+    # Whoever runs the station checks in (User.runs_station), as on the booking page: admins too.
     "check-in code": ("/host/check-in/{token}", PHONE, {
         "anonymous": LOGIN, "secretary_a": (403, HIDDEN), "secretary_b": (403, HIDDEN),
-        "host_x": (200, SEEN), "host_y": (403, HIDDEN), "admin": (403, HIDDEN)}),
+        "host_x": (200, SEEN), "host_y": (403, HIDDEN), "admin": (200, SEEN)}),
     "slot page": ("/slots/{slot}", PHONE, {
         "anonymous": (200, HIDDEN), "secretary_a": (200, HIDDEN), "secretary_b": (200, HIDDEN),
         "host_x": (200, HIDDEN), "host_y": (200, HIDDEN), "admin": (200, HIDDEN)}),
