@@ -1,6 +1,5 @@
 """Imports every model so that SQLAlchemy and Alembic see the whole schema."""
 from blueprints.accounts.models import Organisation, OrganisationKind, Role, User, station_hosts  # noqa: F401
-from blueprints.admin.models import Quota, QuotaPeriod  # noqa: F401
 from blueprints.booking.models import (  # noqa: F401
     ENDED_STATUSES,
     HOLDING_STATUSES,
@@ -21,3 +20,4 @@ from blueprints.catalog.models import (  # noqa: F401
 )
 from blueprints.feeds.models import FeedKind, FeedToken  # noqa: F401
 from blueprints.jobs.models import Job  # noqa: F401
+from blueprints.quotas.models import Quota, QuotaPeriod  # noqa: F401

@@ -3,8 +3,8 @@ from datetime import datetime
 
 import pytest
 
-from blueprints.admin.models import Quota, QuotaPeriod
-from blueprints.admin.quotas import quota_refusal
+from blueprints.quotas.models import Quota, QuotaPeriod
+from blueprints.quotas.services import quota_refusal
 from blueprints.booking import services
 from blueprints.booking.models import BookingStatus
 from blueprints.catalog.models import Category

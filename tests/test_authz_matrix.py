@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from blueprints.admin.models import Quota, QuotaPeriod
+from blueprints.quotas.models import Quota, QuotaPeriod
 from blueprints.booking.models import BookingStatus
 from blueprints.catalog.models import Category, SlotStatus
 from blueprints.core import clock

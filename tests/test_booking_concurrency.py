@@ -210,7 +210,7 @@ def test_rush_with_waitlist_keeps_first_come_first_served(app, rush_app):
 @pytest.mark.parametrize("allowed", [1, 3])
 def test_twenty_bookings_of_one_organisation_on_twenty_slots_never_exceed_its_quota(app, rush_app, allowed):
     """The quota is counted under the organisation's lock, not only under each slot's."""
-    from blueprints.admin.models import Quota, QuotaPeriod
+    from blueprints.quotas.models import Quota, QuotaPeriod
 
     start = clock.now() + timedelta(days=40)
     package = f.create_package()

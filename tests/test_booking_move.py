@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from blueprints.accounts.models import User
-from blueprints.admin.models import Quota, QuotaPeriod
+from blueprints.quotas.models import Quota, QuotaPeriod
 from blueprints.booking import services
 from blueprints.booking.capacity import availability
 from blueprints.booking.models import Booking, BookingEvent, BookingStatus, Notification

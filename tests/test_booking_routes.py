@@ -1059,7 +1059,7 @@ def test_secretary_with_an_unreadable_headcount_is_not_told_about_group_sizes_to
 
 
 def test_secretary_over_the_quota_with_a_bad_phone_sees_both_above_and_at_the_field(scene, client_as):
-    from blueprints.admin.models import Quota, QuotaPeriod
+    from blueprints.quotas.models import Quota, QuotaPeriod
     from blueprints.catalog.models import Category
 
     db.session.add(Quota(organisation_id=scene.secretary.organisation_id, category=Category.THEORY,

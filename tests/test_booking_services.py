@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from blueprints.accounts.models import User
-from blueprints.admin.models import Quota, QuotaPeriod
+from blueprints.quotas.models import Quota, QuotaPeriod
 from blueprints.booking import services
 from blueprints.booking.capacity import availability
 from blueprints.booking.models import Booking, BookingEvent, BookingStatus, Notification

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from blueprints.accounts.models import User
-from blueprints.admin.models import Quota, QuotaPeriod
+from blueprints.quotas.models import Quota, QuotaPeriod
 from blueprints.booking.models import BookingStatus, Notification
 from blueprints.catalog.models import Category, Package
 from blueprints.core import clock

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from blueprints.accounts.models import Role
-from blueprints.admin.models import Quota, QuotaPeriod
+from blueprints.quotas.models import Quota, QuotaPeriod
 from blueprints.catalog.models import Campaign, Category, Package, Station
 from blueprints.core.extensions import db
 

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from blueprints.accounts.models import Organisation, OrganisationKind, User
-from blueprints.admin.models import Quota, QuotaPeriod
+from blueprints.quotas.models import Quota, QuotaPeriod
 from blueprints.catalog.models import Campaign, Category, Package, Slot, Station
 from blueprints.core.extensions import db
 

@@ -10,7 +10,7 @@ import pytest
 
 from blueprints.accounts import services as account_services
 from blueprints.accounts.models import Role
-from blueprints.admin.models import Quota, QuotaPeriod
+from blueprints.quotas.models import Quota, QuotaPeriod
 from blueprints.catalog.models import Category
 from blueprints.catalogue import services as catalogue
 from blueprints.core.db import contains, like_pattern

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 
@@ -16,6 +16,7 @@ from blueprints.accounts.models import Organisation
 from blueprints.booking.models import Booking, BookingStatus
 from blueprints.catalog.models import Category, Package, Slot, SlotStatus, Station
 from blueprints.core import clock
+from blueprints.core.clock import local_bounds, month_of, quarter_of, year_of  # noqa: F401 (stats' periods)
 from blueprints.core.extensions import db
 
 # A booking "counts" (the organisation booked a themed Party day) in these states.
@@ -28,32 +29,9 @@ COUNTED_STATUSES = (
 UNCOVERED_LIMIT = 200
 
 
-def quarter_of(day: date) -> tuple[date, date]:
-    first_month = 3 * ((day.month - 1) // 3) + 1
-    start = date(day.year, first_month, 1)
-    end_month = first_month + 3
-    end = date(day.year + (end_month > 12), (end_month - 1) % 12 + 1, 1) - timedelta(days=1)
-    return start, end
-
-
-def month_of(day: date) -> tuple[date, date]:
-    start = day.replace(day=1)
-    end = (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-    return start, end
-
-
-def year_of(day: date) -> tuple[date, date]:
-    return date(day.year, 1, 1), date(day.year, 12, 31)
-
-
 def default_period() -> tuple[date, date]:
     """The current quarter in Shanghai."""
     return quarter_of(clock.today())
-
-
-def local_bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    """[start 00:00, day after end 00:00) in Shanghai, as aware datetimes."""
-    return clock.local_datetime(start, 0), clock.local_datetime(end + timedelta(days=1), 0)
 
 
 @dataclass(frozen=True)

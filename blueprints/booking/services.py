@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from blueprints.accounts.models import Organisation, User
-from blueprints.admin.quotas import quota_refusal
+from blueprints.quotas.services import quota_refusal
 from blueprints.catalog.models import Package, Slot, SlotEvent, SlotStatus, Station, package_stations
 from blueprints.core import clock, phones
 from blueprints.core.db import lock_rows, start_write_transaction

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from blueprints.accounts.models import Organisation, User
-from blueprints.admin.stats import local_bounds
 from blueprints.booking.models import BOOKING_EVENT_ACTIONS, Booking, BookingEvent, BookingStatus, booking_action_label
 from blueprints.catalog.models import SLOT_EVENT_ACTIONS, Slot, SlotEvent, slot_action_label
-from blueprints.core.extensions import db
+from blueprints.core import clock
 from blueprints.core.db import contains
+from blueprints.core.extensions import db
 
 MAX_PAGE = 500  # deeper than this, narrow the filters instead
 
@@ -130,9 +130,9 @@ def _slot_half(f: AuditFilters, lower, upper):
 def _bounds(f: AuditFilters):
     lower = upper = None
     if f.date_from:
-        lower = local_bounds(f.date_from, f.date_from)[0]
+        lower = clock.local_bounds(f.date_from, f.date_from)[0]
     if f.date_to:
-        upper = local_bounds(f.date_to, f.date_to)[1]
+        upper = clock.local_bounds(f.date_to, f.date_to)[1]
     return lower, upper
 
 

@@ -8,7 +8,7 @@ from wtforms.fields.choices import SelectChoice as C
 from wtforms.validators import Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from blueprints.admin.models import QuotaPeriod
+from blueprints.quotas.models import QuotaPeriod
 from blueprints.booking.models import BookingStatus
 from blueprints.catalog.models import Category
 from blueprints.core.forms import BaseForm, DateField, WholeNumberField

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 
 from blueprints.accounts.guards import admin_required
 from blueprints.accounts.services import suggest_organisations
-from blueprints.admin.models import Quota, QuotaPeriod
+from blueprints.quotas.models import Quota, QuotaPeriod
 from blueprints.catalog.models import Campaign, Package, Station
 from blueprints.core.extensions import db
 from blueprints.core.forms import EmptyForm

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
 from blueprints.accounts.models import Organisation, Role, User
-from blueprints.admin.models import Quota, QuotaPeriod
+from blueprints.quotas.models import Quota, QuotaPeriod
 from blueprints.booking.models import Booking
 from blueprints.catalog.models import Campaign, Category, Package, Slot, Station
 from blueprints.core.extensions import db

@@ -1,4 +1,4 @@
-"""Booking quotas set by the district."""
+"""Booking quotas set by the district: at most so many bookings of a category per period."""
 from __future__ import annotations
 
 import enum

@@ -1,4 +1,4 @@
-"""Per-organisation booking quotas (district administration).
+"""The quota rule (its admin pages are in catalogue/).
 
 ``quota_refusal`` is called by the booking rules inside the booking transaction; it returns a
 message when booking one more ``slot`` would exceed a quota of ``organisation``, else None.
@@ -20,17 +20,16 @@ from blueprints.core.extensions import db
 from .models import Quota, QuotaPeriod
 
 
-def period_range(period: QuotaPeriod, day: date) -> tuple[date, date]:
-    from .stats import month_of, quarter_of, year_of
+PERIOD_OF = {QuotaPeriod.MONTH: clock.month_of, QuotaPeriod.QUARTER: clock.quarter_of, QuotaPeriod.YEAR: clock.year_of}
 
-    return {QuotaPeriod.MONTH: month_of, QuotaPeriod.QUARTER: quarter_of, QuotaPeriod.YEAR: year_of}[period](day)
+
+def period_range(period: QuotaPeriod, day: date) -> tuple[date, date]:
+    return PERIOD_OF[period](day)
 
 
 def bookings_in_period(organisation_id: int, category, start: date, end: date,
                        exclude_booking_id: int | None = None) -> int:
-    from .stats import local_bounds
-
-    lower, upper = local_bounds(start, end)
+    lower, upper = clock.local_bounds(start, end)
     query = (
         sa.select(sa.func.count(Booking.id))
         .join(Slot, Slot.id == Booking.slot_id)

@@ -1,0 +1,1 @@
+"""Booking quotas: the Quota model and the rule that refuses a booking over one."""
