@@ -15,16 +15,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from blueprints.accounts.models import Organisation, User
-from blueprints.quotas.services import quota_refusal
 from blueprints.catalog.models import Package, Slot, SlotEvent, SlotStatus, Station, package_stations
 from blueprints.core import clock, phones
 from blueprints.core.db import lock_rows, start_write_transaction
 from blueprints.core.extensions import db
+from blueprints.quotas.services import quota_refusal
 
 from .capacity import Availability, availability, availability_for
 from .models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingEvent, BookingStatus
 from .notifications import notify
-
 
 
 class BookingError(Exception):
@@ -279,7 +278,8 @@ def _placement(slot: Slot, headcount: int, join_waitlist: bool,
                places: Availability | None = None) -> tuple[BookingStatus | None, BookingError | None]:
     """Where a group of ``headcount`` goes in ``slot`` (the package's group size already checked):
     its status, or why there is no room. ``places``: as already read in this transaction."""
-    places = places or availability(slot.id)
+    if places is None:
+        places = availability(slot.id)
     if places.remaining >= headcount:
         return (BookingStatus.PENDING if slot.station.requires_approval else BookingStatus.CONFIRMED), None
     if join_waitlist:

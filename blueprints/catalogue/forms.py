@@ -8,11 +8,11 @@ from wtforms.fields.choices import SelectChoice as C
 from wtforms.validators import Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from blueprints.quotas.models import QuotaPeriod
 from blueprints.booking.models import BookingStatus
 from blueprints.catalog.models import Category
 from blueprints.core.forms import BaseForm, DateField, WholeNumberField
 from blueprints.core.params import optional_id
+from blueprints.quotas.models import QuotaPeriod
 
 from .audit import BOOKING_ACTIONS, SLOT_ACTIONS
 

@@ -12,12 +12,12 @@ from flask_babel import gettext as _
 
 from blueprints.accounts.guards import admin_required
 from blueprints.accounts.services import suggest_organisations
-from blueprints.quotas.models import Quota, QuotaPeriod
 from blueprints.catalog.models import Campaign, Package, Station
 from blueprints.core.extensions import db
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render, wants_fragment
 from blueprints.core.params import page_arg
+from blueprints.quotas.models import Quota, QuotaPeriod
 
 from . import audit as audit_module
 from . import services

@@ -17,11 +17,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
 from blueprints.accounts.models import Organisation, Role, User
-from blueprints.quotas.models import Quota, QuotaPeriod
 from blueprints.booking.models import Booking
 from blueprints.catalog.models import Campaign, Category, Package, Slot, Station
-from blueprints.core.extensions import db
 from blueprints.core.db import contains
+from blueprints.core.extensions import db
+from blueprints.quotas.models import Quota, QuotaPeriod
 
 MAX_HOURS = 60 * 24  # a cut-off or cancellation deadline of at most 60 days
 MAX_DURATION_MINUTES = 24 * 60
