@@ -16,7 +16,7 @@ from blueprints.core.backup import cli as backup_cli
 from blueprints.core.errors import register_error_handlers
 from blueprints.core.extensions import babel, csrf, db, htmx, login_manager, migrate
 from blueprints.core.htmx import wants_fragment
-from blueprints.core.i18n import select_locale, select_timezone, translation_directories
+from blueprints.core.i18n import babel_locale, select_locale, select_timezone, translation_directories
 from blueprints.core.logging import configure_logging
 
 # Each feature package has a ``routes.py`` that defines ``bp`` (or a list ``blueprints``).
@@ -40,7 +40,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)
     htmx.init_app(app)
-    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    babel.init_app(app, locale_selector=babel_locale, timezone_selector=select_timezone)
     login_manager.init_app(app)
     changes.install(app)  # version counters every cache validates against
     render_cache.install(app)

@@ -7,6 +7,7 @@ from typing import Iterable
 import sqlalchemy as sa
 
 from blueprints.catalog.models import Package, Slot
+from blueprints.core.db import built_once
 from blueprints.core.extensions import db
 
 from .models import HOLDING_STATUSES, Booking
@@ -75,12 +76,9 @@ class Availability:
         return fits_a_group(self.remaining, min_group)
 
 
-def availability_for(slot_ids: Iterable[int]) -> dict[int, Availability]:
-    """Availability of many slots in one query."""
-    ids = list(set(slot_ids))
-    if not ids:
-        return {}
-    rows = db.session.execute(
+@built_once
+def _availability_statement():
+    return (
         sa.select(
             Slot.id,
             Slot.capacity,
@@ -92,9 +90,17 @@ def availability_for(slot_ids: Iterable[int]) -> dict[int, Availability]:
             Booking,
             sa.and_(Booking.slot_id == Slot.id, Booking.status.in_(HOLDING_STATUSES)),
         )
-        .where(Slot.id.in_(ids))
+        .where(Slot.id.in_(sa.bindparam("slot_ids", expanding=True)))
         .group_by(Slot.id, Slot.capacity, Slot.max_groups)
     )
+
+
+def availability_for(slot_ids: Iterable[int]) -> dict[int, Availability]:
+    """Availability of many slots in one query."""
+    ids = list(set(slot_ids))
+    if not ids:
+        return {}
+    rows = db.session.execute(_availability_statement(), {"slot_ids": ids})
     return {
         slot_id: Availability(capacity, int(held), int(groups), max_groups)
         for slot_id, capacity, max_groups, held, groups in rows

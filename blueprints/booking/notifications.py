@@ -10,11 +10,12 @@ from email.message import EmailMessage
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from blueprints.accounts.models import Role, User, station_hosts
+from blueprints.core.db import built_once
 from blueprints.core.extensions import db
+from blueprints.core.i18n import in_default_language
 from blueprints.jobs import queue as jobs
 
 from .models import Booking, Notification
@@ -81,27 +82,35 @@ def message_for(kind: str, params: dict) -> str:
         return template
 
 
+@built_once
+def _hosts_statement():
+    return (
+        sa.select(User)
+        .join(station_hosts, station_hosts.c.user_id == User.id)
+        .where(station_hosts.c.station_id == sa.bindparam("station_id"), User.active)
+    )
+
+
+@built_once
+def _secretaries_statement():
+    return sa.select(User).where(
+        User.organisation_id == sa.bindparam("organisation_id"),
+        User.role == Role.SECRETARY,
+        User.active,
+    )
+
+
 def _recipients(kind: str, booking: Booking) -> list[User]:
     if KINDS.get(kind) == "hosts":
-        query = (
-            sa.select(User)
-            .join(station_hosts, station_hosts.c.user_id == User.id)
-            .where(station_hosts.c.station_id == booking.slot.station_id, User.active)
-        )
-    else:
-        query = sa.select(User).where(
-            User.organisation_id == booking.organisation_id,
-            User.role == Role.SECRETARY,
-            User.active,
-        )
-    return list(db.session.scalars(query))
+        return list(db.session.scalars(_hosts_statement(), {"station_id": booking.slot.station_id}))
+    return list(db.session.scalars(_secretaries_statement(), {"organisation_id": booking.organisation_id}))
 
 
 def booking_params(booking: Booking, **extra) -> dict:
     from blueprints.core.templating import time_range
 
     slot = booking.slot
-    with force_locale("zh_CN"):
+    with in_default_language():
         when = time_range(slot.starts_at, slot.ends_at)
     return {
         "package": slot.package.title,
@@ -141,7 +150,7 @@ MAIL_SUBJECT = "主题党日预约通知"
 
 
 def _enqueue_mail(notification: Notification, address: str) -> None:
-    with force_locale("zh_CN"):
+    with in_default_language():
         body = message_for(notification.kind, notification.params)
     key = f"mail:notification:{notification.id}"
     jobs.enqueue("mail", key, {"to": address, "subject": MAIL_SUBJECT, "body": body, "key": key})

@@ -6,6 +6,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from blueprints.catalog.models import Package, Slot, SlotStatus
 from blueprints.core import clock
+from blueprints.core.db import built_once
 from blueprints.core.extensions import db
 
 from .models import Booking, Notification
@@ -38,12 +39,17 @@ def upcoming_slots_of_package(package_id: int, page: int, per_page: int):
     return db.paginate(query, page=page, per_page=per_page, error_out=False)
 
 
-def slot_or_none(slot_id: int) -> Slot | None:
-    return db.session.scalar(
+@built_once
+def _slot_statement():
+    return (
         sa.select(Slot)
-        .where(Slot.id == slot_id)
+        .where(Slot.id == sa.bindparam("slot_id"))
         .options(joinedload(Slot.package).joinedload(Package.campaign), joinedload(Slot.station))
     )
+
+
+def slot_or_none(slot_id: int) -> Slot | None:
+    return db.session.scalar(_slot_statement(), {"slot_id": slot_id})
 
 
 def bookings_of_organisation(organisation_id: int, *, upcoming: bool, page: int, per_page: int):

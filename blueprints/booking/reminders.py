@@ -106,11 +106,10 @@ def remind_hosts(payload: dict) -> None:
 
 
 def booking_params_of_slot(slot: Slot, **extra) -> dict:
-    from flask_babel import force_locale
-
+    from blueprints.core.i18n import in_default_language
     from blueprints.core.templating import time_range
 
-    with force_locale("zh_CN"):
+    with in_default_language():
         when = time_range(slot.starts_at, slot.ends_at)
     return {"package": slot.package.title, "station": slot.station.name, "when": when, **extra}
 

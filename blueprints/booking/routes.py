@@ -328,12 +328,11 @@ def _forward_text(booking) -> str:
     the members' language, whatever language the page is read in."""
     from datetime import timedelta
 
-    from flask_babel import force_locale
-
+    from blueprints.core.i18n import in_default_language
     from blueprints.core.templating import local_time, time_range
 
     slot, station = booking.slot, booking.slot.station
-    with force_locale(current_app.config["BABEL_DEFAULT_LOCALE"]):
+    with in_default_language():
         lines = [
             _("[Themed Party day] %(title)s", title=slot.package.title),
             _("Time: %(when)s", when=time_range(slot.starts_at, slot.ends_at)),

@@ -17,7 +17,7 @@ from sqlalchemy.orm import joinedload
 from blueprints.accounts.models import Organisation, User
 from blueprints.catalog.models import Package, Slot, SlotEvent, SlotStatus, Station, package_stations
 from blueprints.core import clock, phones
-from blueprints.core.db import lock_rows, start_write_transaction
+from blueprints.core.db import built_once, lock_rows, start_write_transaction
 from blueprints.core.extensions import db
 from blueprints.quotas.services import quota_refusal
 
@@ -142,24 +142,31 @@ def organisation_refusal(organisation: Organisation | None) -> str | None:
     return None
 
 
+@built_once
+def _offered_at_statement():
+    return sa.select(sa.literal(True)).select_from(package_stations).where(
+        package_stations.c.package_id == sa.bindparam("package_id"),
+        package_stations.c.station_id == sa.bindparam("station_id"),
+    )
+
+
 def _offered_at(slot: Slot) -> bool:
     """The slot's package is still on its station's menu."""
-    return bool(db.session.scalar(
-        sa.select(sa.literal(True)).select_from(package_stations).where(
-            package_stations.c.package_id == slot.package_id,
-            package_stations.c.station_id == slot.station_id,
-        )
-    ))
+    return bool(db.session.scalar(_offered_at_statement(),
+                                  {"package_id": slot.package_id, "station_id": slot.station_id}))
+
+
+@built_once
+def _active_booking_statement():
+    return sa.select(Booking).where(
+        Booking.organisation_id == sa.bindparam("organisation_id"),
+        Booking.slot_id == sa.bindparam("slot_id"),
+        Booking.status.not_in(ENDED_STATUSES),
+    )
 
 
 def active_booking_of(organisation_id: int, slot_id: int) -> Booking | None:
-    return db.session.scalar(
-        sa.select(Booking).where(
-            Booking.organisation_id == organisation_id,
-            Booking.slot_id == slot_id,
-            Booking.status.not_in(ENDED_STATUSES),
-        )
-    )
+    return db.session.scalar(_active_booking_statement(), {"organisation_id": organisation_id, "slot_id": slot_id})
 
 
 # -- the transaction helpers ----------------------------------------------------------------
@@ -175,19 +182,27 @@ def _locked_organisation_and_slot(organisation_id: int, slot_id: int) -> tuple[O
     are for. Always in this order, and nothing locks a slot and then an organisation; FOR NO KEY
     UPDATE lets the rows that refer to the organisation (bookings, events) be written meanwhile."""
     start_write_transaction()
-    organisation = lock_rows(sa.select(Organisation).where(Organisation.id == organisation_id),
-                             key_share=True).scalar_one()
+    organisation = lock_rows(_organisation_statement(), key_share=True,
+                             parameters={"organisation_id": organisation_id}).scalar_one()
     return organisation, _lock_slot(slot_id)
+
+
+@built_once
+def _organisation_statement():
+    return sa.select(Organisation).where(Organisation.id == sa.bindparam("organisation_id"))
+
+
+@built_once
+def _slot_with_station_and_package_statement():
+    return sa.select(Slot).where(Slot.id == sa.bindparam("slot_id")).options(
+        joinedload(Slot.station, innerjoin=True), joinedload(Slot.package, innerjoin=True))
 
 
 def _lock_slot(slot_id: int) -> Slot:
     # Station and package come with the lock: every statement saved here is saved while other
     # bookings of the slot wait (bench/RESULTS.md).
-    slot = lock_rows(
-        sa.select(Slot).where(Slot.id == slot_id).options(
-            joinedload(Slot.station, innerjoin=True), joinedload(Slot.package, innerjoin=True)),
-        of=Slot,
-    ).unique().scalar_one_or_none()
+    slot = lock_rows(_slot_with_station_and_package_statement(), of=Slot,
+                     parameters={"slot_id": slot_id}).unique().scalar_one_or_none()
     if slot is None:
         raise NotAllowed()
     return slot
@@ -684,11 +699,10 @@ def _slot_text(slot: Slot) -> str:
 
 def _when(slot: Slot) -> str:
     """A slot's time as notifications say it (``notifications.booking_params``)."""
-    from flask_babel import force_locale
-
+    from blueprints.core.i18n import in_default_language
     from blueprints.core.templating import time_range
 
-    with force_locale("zh_CN"):
+    with in_default_language():
         return time_range(slot.starts_at, slot.ends_at)
 
 

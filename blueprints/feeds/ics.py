@@ -11,12 +11,13 @@ from functools import lru_cache
 from typing import Callable, Iterable
 
 from flask import current_app
-from flask_babel import force_locale, gettext as _
+from flask_babel import gettext as _
 from icalendar import Calendar, Event, Timezone
 
 from blueprints.booking.models import Booking, BookingStatus
 from blueprints.catalog.models import Slot
 from blueprints.core.clock import LOCAL_TZ
+from blueprints.core.i18n import in_default_language
 
 PRODID = "-//Partyday//Themed Party-day service menu//ZH"
 TZID = "Asia/Shanghai"
@@ -107,6 +108,7 @@ def _lines(*pairs: tuple[str, object]) -> str:
 
 
 def booking_event(booking: Booking, link: str) -> Event:
+    """``booking``: a Booking, or anything with the same attributes (``services.EventBooking``)."""
     slot, station, package = booking.slot, booking.slot.station, booking.slot.package
     event = Event()
     event.add("uid", booking_uid(booking.id))
@@ -205,7 +207,7 @@ def public_slot_event(slot: Slot, remaining: int, link: str, places_changed: dat
 
 def render(name: str, events: Iterable[Callable[[], Event]], *, feed: bool = True) -> bytes:
     """The calendar as bytes (CRLF, folded at 75 octets by icalendar); texts always in Chinese."""
-    with force_locale("zh_CN"):
+    with in_default_language():
         cal = new_calendar(name, feed=feed)
         for make in events:
             cal.add_component(make())
@@ -282,9 +284,10 @@ def public_slot_event_key(slot: Slot, remaining: int, link: str, places_changed:
 
 def render_keyed(name: str, events: Iterable[tuple[tuple, Callable[[], Event]]]) -> bytes:
     """The same bytes as :func:`render` for a feed, each event reused by its key when unchanged."""
-    with force_locale("zh_CN"):
-        parts = [_feed_head(name, uid_domain())]
-        parts += [SERIALISED.get((uid_domain(), *key), make) for key, make in events]
+    with in_default_language():
+        domain = uid_domain()
+        parts = [_feed_head(name, domain)]
+        parts += [SERIALISED.get((domain, *key), make) for key, make in events]
         parts.append(END)
         return b"".join(parts)
 

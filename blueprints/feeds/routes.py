@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
-from flask_babel import force_locale, gettext as _
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, user_logged_in
 
 from blueprints.accounts.guards import role_required
@@ -12,6 +12,7 @@ from blueprints.accounts.models import Role
 from blueprints.booking.capacity import availability_for
 from blueprints.core.forms import EmptyForm
 from blueprints.core.htmx import render, wants_fragment
+from blueprints.core.i18n import in_default_language
 
 from blueprints.core import clock
 from blueprints.core.compression import matches_etag
@@ -100,7 +101,7 @@ def not_modified(validator, req=None) -> bool:
 
 
 def feed_document(feed: services.Feed) -> bytes:
-    with force_locale("zh_CN"):  # calendars are shared; their texts do not follow ?lang=
+    with in_default_language():  # calendars are shared; their texts do not follow ?lang=
         return _feed_document(feed)
 
 
@@ -110,7 +111,8 @@ def _feed_document(feed: services.Feed) -> bytes:
         name = _("%(name)s · Party-day bookings", name=feed.name)
         link_of = _links("booking.detail", "booking_id")
         keyed = [(ics.booking_event_key(row, link_of(row[0])), row[0]) for row in rows]
-        stale = [booking_id for key, booking_id in keyed if (ics.uid_domain(), *key) not in ics.SERIALISED]
+        domain = ics.uid_domain()
+        stale = [booking_id for key, booking_id in keyed if (domain, *key) not in ics.SERIALISED]
         loaded = services.bookings_for_events(stale)  # only the events that changed are built
         events = [(key, lambda booking_id=booking_id, key=key: ics.booking_event(
             loaded.get(booking_id) or services.bookings_for_events([booking_id])[booking_id], key[1]))
@@ -164,7 +166,7 @@ def booking_ics(booking_id: int):
     booking = services.booking_for_calendar(current_user, booking_id)
     if booking is None:
         abort(404)
-    with force_locale("zh_CN"):
+    with in_default_language():
         body = ics.render(
             f"{booking.slot.package.title} · {booking.slot.station.name}",
             [lambda: ics.booking_event(booking, booking_link(booking))],

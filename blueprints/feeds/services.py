@@ -12,15 +12,17 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager, joinedload
 
 from blueprints.accounts.models import Organisation, Role, User, station_hosts
 from blueprints.booking.models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingStatus
-from blueprints.catalog.models import Package, Slot, SlotStatus, Station
+from blueprints.catalog.models import Category, Package, Slot, SlotStatus, Station
 from blueprints.core import clock
-from blueprints.core.db import Busy, start_write_transaction
+from blueprints.core.db import Busy, UTCDateTime, as_stored, built_once, start_write_transaction
 from blueprints.core.extensions import db
 from blueprints.core.params import parse_int
 
@@ -168,11 +170,9 @@ def renew_tokens(user: User) -> int:
     return len(tokens)
 
 
-def resolve(token: str) -> Feed | None:
-    """The feed a secret opens, or None (unknown, reset, deactivated or no longer entitled)."""
-    if not token or len(token) > 64:
-        return None
-    row = db.session.execute(
+@built_once
+def _token_statement():
+    return (
         sa.select(FeedToken.kind, FeedToken.organisation_id, FeedToken.station_id,
                   Organisation.name, Organisation.updated_at, Station.name, Station.updated_at)
         .join(User, User.id == FeedToken.user_id)
@@ -183,8 +183,21 @@ def resolve(token: str) -> Feed | None:
             FeedToken.kind == FeedKind.STATION, station_hosts.c.station_id == FeedToken.station_id,
             station_hosts.c.user_id == User.id, User.role == Role.HOST))
         .outerjoin(Station, Station.id == station_hosts.c.station_id)
-        .where(FeedToken.token == token, User.active.is_(True))
-    ).first()
+        .where(FeedToken.token == sa.bindparam("token"), User.active.is_(True))
+    )
+
+
+@built_once
+def _public_token_statement():
+    return (sa.select(Station.id, Station.name, Station.updated_at)
+            .where(Station.public_feed_token == sa.bindparam("token"), Station.active.is_(True)))
+
+
+def resolve(token: str) -> Feed | None:
+    """The feed a secret opens, or None (unknown, reset, deactivated or no longer entitled)."""
+    if not token or len(token) > 64:
+        return None
+    row = db.session.execute(_token_statement(), {"token": token}).first()
     if row is not None:
         kind, organisation_id, station_id, org_name, org_updated, station_name, station_updated = row
         if kind is FeedKind.ORGANISATION and org_name is not None:
@@ -192,10 +205,7 @@ def resolve(token: str) -> Feed | None:
         if kind is FeedKind.STATION and station_name is not None:
             return Feed(kind, station_id, station_name, station_updated)
         return None
-    station = db.session.execute(
-        sa.select(Station.id, Station.name, Station.updated_at)
-        .where(Station.public_feed_token == token, Station.active.is_(True))
-    ).first()
+    station = db.session.execute(_public_token_statement(), {"token": token}).first()
     if station is not None:
         return Feed(PUBLIC, station.id, station.name, station.updated_at)
     return None
@@ -207,15 +217,21 @@ def history_start() -> datetime:
     return clock.now() - HISTORY
 
 
-def organisation_filter(organisation_id: int):
-    """Bookings shown in an organisation's feed (and the broader set its validator watches)."""
-    now = clock.now()
+def organisation_filter(organisation_id):
+    """Bookings shown in an organisation's feed (and the broader set its validator watches).
+    ``organisation_id`` may be a bind parameter; the moments are: see :func:`_organisation_moments`."""
     shown = sa.or_(
         Booking.status.in_(ORGANISATION_STATUSES),
-        sa.and_(Booking.status.in_(ENDED_STATUSES), Booking.updated_at >= now - ENDED_VISIBLE),
+        sa.and_(Booking.status.in_(ENDED_STATUSES), Booking.updated_at >= sa.bindparam("ended_since", type_=UTCDateTime())),
     )
-    watched = sa.and_(Booking.organisation_id == organisation_id, Slot.starts_at >= history_start())
+    watched = sa.and_(Booking.organisation_id == organisation_id,
+                      Slot.starts_at >= sa.bindparam("history_start", type_=UTCDateTime()))
     return watched, shown
+
+
+def _organisation_moments(now: datetime) -> dict:
+    """The bind parameters of :func:`organisation_filter` at ``now``."""
+    return {"ended_since": now - ENDED_VISIBLE, "history_start": now - HISTORY}
 
 
 def station_slot_filter(station_id: int):
@@ -253,6 +269,25 @@ def _earliest(*moments) -> datetime | None:
     return min(values) if values else None
 
 
+@built_once
+def _organisation_freshness_statement():
+    watched, _shown = organisation_filter(sa.bindparam("organisation_id"))
+    ended = Booking.status.in_(ENDED_STATUSES)
+    ended_since = sa.bindparam("ended_since", type_=UTCDateTime())
+    return (
+        sa.select(
+            sa.func.max(Booking.updated_at), sa.func.max(Slot.updated_at),
+            sa.func.max(Station.updated_at), sa.func.max(Package.updated_at), sa.null(),
+            sa.func.max(sa.case((sa.and_(ended, Booking.updated_at < ended_since), Booking.updated_at))),
+            sa.func.min(Slot.starts_at),
+            sa.func.min(sa.case((sa.and_(ended, Booking.updated_at >= ended_since), Booking.updated_at))),
+        )
+        .select_from(Booking).join(Slot, Slot.id == Booking.slot_id)
+        .join(Station, Station.id == Slot.station_id).join(Package, Package.id == Slot.package_id)
+        .where(watched)
+    )
+
+
 def freshness(feed: Feed) -> Freshness:
     """Last-Modified of ``feed`` from one aggregate query, and when time alone changes it next.
 
@@ -260,21 +295,10 @@ def freshness(feed: Feed) -> Freshness:
     feed moves it too; rows that left only because time passed are caught by ``dropped``.
     """
     now = clock.now()
+    parameters = None
     if feed.kind is FeedKind.ORGANISATION:
-        watched, shown = organisation_filter(feed.target_id)
-        ended = Booking.status.in_(ENDED_STATUSES)
-        query = (
-            sa.select(
-                sa.func.max(Booking.updated_at), sa.func.max(Slot.updated_at),
-                sa.func.max(Station.updated_at), sa.func.max(Package.updated_at), sa.null(),
-                sa.func.max(sa.case((sa.and_(ended, Booking.updated_at < now - ENDED_VISIBLE), Booking.updated_at))),
-                sa.func.min(Slot.starts_at),
-                sa.func.min(sa.case((sa.and_(ended, Booking.updated_at >= now - ENDED_VISIBLE), Booking.updated_at))),
-            )
-            .select_from(Booking).join(Slot, Slot.id == Booking.slot_id)
-            .join(Station, Station.id == Slot.station_id).join(Package, Package.id == Slot.package_id)
-            .where(watched)
-        )
+        query = _organisation_freshness_statement()
+        parameters = {"organisation_id": feed.target_id, **_organisation_moments(now)}
     else:
         query = (
             sa.select(
@@ -291,7 +315,7 @@ def freshness(feed: Feed) -> Freshness:
             .where(Slot.station_id == feed.target_id, Slot.starts_at >= history_start())
         )
     (booking_ts, slot_ts, station_ts, package_ts, organisation_ts, dropped, earliest,
-     next_moment) = db.session.execute(query).one()
+     next_moment) = db.session.execute(query, parameters).one()
     if feed.kind is FeedKind.ORGANISATION:
         if dropped is not None:
             dropped = dropped + ENDED_VISIBLE  # the moment it left the feed
@@ -310,49 +334,122 @@ def etag_of(body: bytes) -> str:
     return hashlib.sha256(FORMAT_VERSION.encode() + body).hexdigest()[:32]
 
 
-def _organisation_feed_query(organisation_id: int, *columns):
-    watched, shown = organisation_filter(organisation_id)
+def _organisation_feed_query(*columns):
+    watched, shown = organisation_filter(sa.bindparam("organisation_id"))
     return (sa.select(*columns).select_from(Booking)
             .join(Slot, Slot.id == Booking.slot_id).join(Station, Station.id == Slot.station_id)
             .join(Package, Package.id == Slot.package_id).join(Organisation, Organisation.id == Booking.organisation_id)
             .where(watched, shown).order_by(Slot.starts_at, Booking.id))
 
 
-def organisation_event_inputs(organisation_id: int) -> list:
-    """Per booking of the organisation's feed, in feed order, every value its calendar event is
-    made of (``ics.booking_event``), as plain rows: cheap enough to decide which events must be
-    built again (first column: the booking's id)."""
-    return db.session.execute(_organisation_feed_query(
-        organisation_id,
+def _organisation_feed_parameters(organisation_id: int) -> dict:
+    return {"organisation_id": organisation_id, **_organisation_moments(clock.now())}
+
+
+def _event_columns():
+    """Everything ``ics.booking_event`` reads of a booking, in :class:`EventBooking` order."""
+    return (
         Booking.id, Booking.status, Booking.headcount, Booking.contact_name, Booking.contact_phone,
         Booking.revision, Booking.created_at, Booking.updated_at,
         Slot.id, Slot.starts_at, Slot.ends_at, Slot.revision, Slot.updated_at,
         Station.name, Station.address, Station.phone, Station.updated_at,
         Package.title, Package.category, Package.updated_at, Organisation.name, Organisation.updated_at,
-    )).all()
+    )
 
 
-def bookings_for_events(booking_ids: list[int]) -> dict[int, Booking]:
-    """The bookings whose events are built again, with their slot, station, package, organisation."""
-    from sqlalchemy.orm import joinedload
+@built_once
+def _event_inputs_statement():
+    return _organisation_feed_query(*map(as_stored, _event_columns()))
 
+
+def organisation_event_inputs(organisation_id: int) -> list:
+    """Per booking of the organisation's feed, in feed order, every value its calendar event is
+    made of (``ics.booking_event``), as stored: cheap enough to decide which events must be
+    built again (first column: the booking's id)."""
+    return db.session.connection().execute(_event_inputs_statement(),
+                                           _organisation_feed_parameters(organisation_id)).all()
+
+
+class EventStation(NamedTuple):
+    name: str
+    address: str
+    phone: str
+    updated_at: datetime
+
+
+class EventPackage(NamedTuple):
+    title: str
+    category: Category
+    updated_at: datetime
+
+
+class EventSlot(NamedTuple):
+    id: int
+    starts_at: datetime
+    ends_at: datetime
+    revision: int
+    updated_at: datetime
+    station: EventStation
+    package: EventPackage
+
+
+class EventOrganisation(NamedTuple):
+    name: str
+    updated_at: datetime
+
+
+class EventBooking(NamedTuple):
+    """A booking as its calendar event shows it, read as one row (not ORM objects: the first
+    fetch after every change of a booking builds one)."""
+
+    id: int
+    status: BookingStatus
+    headcount: int
+    contact_name: str
+    contact_phone: str
+    revision: int
+    created_at: datetime
+    updated_at: datetime
+    slot: EventSlot
+    organisation: EventOrganisation
+
+    @classmethod
+    def of(cls, row) -> "EventBooking":
+        (booking_id, status, headcount, contact_name, contact_phone, revision, created_at, updated_at,
+         slot_id, starts_at, ends_at, slot_revision, slot_updated_at,
+         station_name, address, phone, station_updated_at,
+         title, category, package_updated_at, organisation_name, organisation_updated_at) = row
+        slot = EventSlot(slot_id, starts_at, ends_at, slot_revision, slot_updated_at,
+                         EventStation(station_name, address, phone, station_updated_at),
+                         EventPackage(title, category, package_updated_at))
+        return cls(booking_id, status, headcount, contact_name, contact_phone, revision, created_at, updated_at,
+                   slot, EventOrganisation(organisation_name, organisation_updated_at))
+
+
+@built_once
+def _event_bookings_statement():
+    return (sa.select(*_event_columns()).select_from(Booking)
+            .join(Slot, Slot.id == Booking.slot_id).join(Station, Station.id == Slot.station_id)
+            .join(Package, Package.id == Slot.package_id).join(Organisation, Organisation.id == Booking.organisation_id)
+            .where(Booking.id.in_(sa.bindparam("booking_ids", expanding=True))))
+
+
+def bookings_for_events(booking_ids: list[int]) -> dict[int, EventBooking]:
+    """The bookings whose events are built again, with what their events show of the slot,
+    station, package and organisation."""
     if not booking_ids:
         return {}
-    return {b.id: b for b in db.session.scalars(
-        sa.select(Booking).where(Booking.id.in_(booking_ids))
-        .options(joinedload(Booking.slot).joinedload(Slot.station), joinedload(Booking.slot).joinedload(Slot.package),
-                 joinedload(Booking.organisation))
-    ).unique()}
+    rows = db.session.connection().execute(_event_bookings_statement(), {"booking_ids": booking_ids})
+    return {row[0]: EventBooking.of(row) for row in rows}
 
 
 def organisation_bookings(organisation_id: int) -> list[Booking]:
-    from sqlalchemy.orm import contains_eager
-
     return list(db.session.scalars(
-        _organisation_feed_query(organisation_id, Booking)
+        _organisation_feed_query(Booking)
         .options(contains_eager(Booking.slot).contains_eager(Slot.station),
                  contains_eager(Booking.slot).contains_eager(Slot.package),
-                 contains_eager(Booking.organisation))
+                 contains_eager(Booking.organisation)),
+        _organisation_feed_parameters(organisation_id),
     ).unique())
 
 

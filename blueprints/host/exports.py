@@ -2,13 +2,13 @@
 ``blueprints.core.spreadsheets`` (no cell is ever a formula)."""
 from __future__ import annotations
 
-from flask_babel import force_locale
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
 
 from blueprints.booking.models import Booking
 from blueprints.catalog.models import Slot
 from blueprints.core import clock, spreadsheets
+from blueprints.core.i18n import in_default_language
 from blueprints.core.templating import time_range
 
 ROSTER_COLUMNS = [  # (header, width)
@@ -18,7 +18,7 @@ ROSTER_COLUMNS = [  # (header, width)
 
 
 def _status(booking: Booking) -> str:
-    with force_locale("zh_CN"):
+    with in_default_language():
         return str(booking.status_at(clock.now()).label)
 
 
@@ -31,7 +31,7 @@ def roster_rows(bookings: list[Booking]) -> list[list]:
 
 
 def _title(slot: Slot) -> str:
-    with force_locale("zh_CN"):
+    with in_default_language():
         return f"{slot.package.title} · {slot.station.name} · {time_range(slot.starts_at, slot.ends_at)}"
 
 
@@ -54,7 +54,7 @@ def sign_in_sheet_xlsx(booking: Booking) -> bytes:
     workbook, sheet = spreadsheets.new_workbook("签到表")
     spreadsheets.append_row(sheet, ["主题党日活动签到表"])
     sheet["A1"].font = Font(bold=True, size=15)
-    with force_locale("zh_CN"):
+    with in_default_language():
         when = time_range(slot.starts_at, slot.ends_at)
     facts = [("活动内容", slot.package.title), ("活动地点", f"{slot.station.name} {slot.station.address}"),
              ("活动时间", when), ("参加单位", booking.organisation.name),

@@ -12,7 +12,7 @@ from sqlalchemy.orm import joinedload, load_only
 from blueprints.booking.capacity import Availability, fits_a_group_expr, held_groups_expr, held_headcount_expr
 from blueprints.catalog.models import Campaign, Category, Package, Slot, SlotStatus, Station
 from blueprints.core import clock
-from blueprints.core.db import contains
+from blueprints.core.db import built_once, contains
 from blueprints.core.extensions import db
 
 SLOTS_PER_PACKAGE = 3  # a card lists the next three; the package page lists them all ("更多场次")
@@ -196,21 +196,32 @@ class CardSlot(NamedTuple):
     station: CardStation
 
 
+@built_once
+def _card_packages_statement():
+    return (
+        sa.select(Package).where(Package.id.in_(sa.bindparam("package_ids", expanding=True)))
+        .options(joinedload(Package.stations).load_only(Station.id, Station.name), joinedload(Package.campaign))
+        .execution_options(populate_existing=True)  # the page's query loaded only id and category
+    )
+
+
+@built_once
+def _card_slots_statement():
+    return (
+        sa.select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.capacity, Slot.max_groups, Station.name,
+                  held_headcount_expr(), held_groups_expr())
+        .join(Station, Station.id == Slot.station_id).where(Slot.id.in_(sa.bindparam("slot_ids", expanding=True)))
+    )
+
+
 def card_data(package_ids: list[int], slot_ids: list[int]) -> CardData:
     """What the cards of these packages show: two statements, whatever their number."""
     if not package_ids:
         return CardData({}, {}, {})
-    packages = db.session.scalars(
-        sa.select(Package).where(Package.id.in_(package_ids))
-        .options(joinedload(Package.stations).load_only(Station.id, Station.name), joinedload(Package.campaign))
-        .execution_options(populate_existing=True)  # the page's query loaded only id and category
-    ).unique().all()
+    packages = db.session.scalars(_card_packages_statement(), {"package_ids": package_ids}).unique().all()
     slots, places = {}, {}
     if slot_ids:
-        rows = db.session.execute(
-            sa.select(Slot.id, Slot.starts_at, Slot.ends_at, Slot.capacity, Slot.max_groups, Station.name,
-                      held_headcount_expr(), held_groups_expr())
-            .join(Station, Station.id == Slot.station_id).where(Slot.id.in_(slot_ids)))
+        rows = db.session.execute(_card_slots_statement(), {"slot_ids": slot_ids})
         for slot_id, starts_at, ends_at, capacity, max_groups, station, held, groups in rows:
             slots[slot_id] = CardSlot(slot_id, starts_at, ends_at, capacity, CardStation(station))
             places[slot_id] = Availability(capacity, int(held), int(groups), max_groups)

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from blueprints.booking.models import ENDED_STATUSES, Booking
 from blueprints.catalog.models import Package, Slot
 from blueprints.core import clock
+from blueprints.core.db import built_once
 from blueprints.core.extensions import db
 
 from .models import Quota, QuotaPeriod
@@ -60,11 +61,15 @@ def _message(quota: Quota, start: date, end: date) -> str:
              "(%(start)s to %(end)s) and has reached this limit.", **params)
 
 
+@built_once
+def _quotas_statement():
+    return sa.select(Quota).where(Quota.organisation_id == sa.bindparam("organisation_id"),
+                                  Quota.category == sa.bindparam("category"))
+
+
 def quota_refusal(organisation_id: int, slot, exclude_booking_id: int | None = None) -> str | None:
     category = slot.package.category
-    quotas = db.session.scalars(
-        sa.select(Quota).where(Quota.organisation_id == organisation_id, Quota.category == category)
-    ).all()
+    quotas = db.session.scalars(_quotas_statement(), {"organisation_id": organisation_id, "category": category}).all()
     day = clock.to_local(slot.starts_at).date()
     for quota in sorted(quotas, key=lambda q: list(QuotaPeriod).index(q.period)):
         start, end = period_range(quota.period, day)
