@@ -35,6 +35,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     compression.init_app(app)  # before the other hooks: its after_request runs after theirs, on the final body
 
     import blueprints.models  # noqa: F401  (every model registered before anything uses them)
+    import blueprints.tracking  # noqa: F401  (what each model's changes make stale: core/changes.py)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))

@@ -3,13 +3,13 @@ from datetime import datetime
 
 import pytest
 
-from blueprints.quotas.models import Quota, QuotaPeriod
-from blueprints.quotas.services import quota_refusal
 from blueprints.booking import services
 from blueprints.booking.models import BookingStatus
+from blueprints.booking.services import quota_refusal
 from blueprints.catalog.models import Category
 from blueprints.core import clock
 from blueprints.core.extensions import db
+from blueprints.quotas.models import Quota, QuotaPeriod
 
 from . import factories as f
 

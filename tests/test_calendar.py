@@ -13,6 +13,7 @@ from blueprints.booking.models import BookingStatus
 from blueprints.catalog.models import Category, SlotStatus
 from blueprints.core import clock
 from blueprints.core.extensions import db
+from blueprints.host import calendar as host_calendar
 from blueprints.menu import calendar
 from blueprints.menu.calendar import Period, PeriodError, parse_period
 from blueprints.menu.queries import MenuFilters
@@ -481,12 +482,12 @@ def test_host_calendar_is_fresh_after_a_booking(client, login, app, monkeypatch,
 
 def test_host_slots_are_every_slot_of_the_stations_with_fill_and_pending(host_scene):
     host, open_slot, closed, cancelled, other = host_scene
-    view = calendar.host_slots(parse_period(week="2026-W48"), [open_slot.station_id])
+    view = host_calendar.host_slots(parse_period(week="2026-W48"), [open_slot.station_id])
     lines = [line for day in view.days for line in day.slots]
     assert [line.slot.id for line in lines] == [open_slot.id, closed.id, cancelled.id]
     assert (lines[0].confirmed_people, lines[0].pending_people, lines[0].pending_groups) == (8, 9, 2)
-    assert calendar.pending_total(view) == 2
-    assert calendar.host_slots(parse_period(week="2026-W48"), []).total == 0
+    assert host_calendar.pending_total(view) == 2
+    assert host_calendar.host_slots(parse_period(week="2026-W48"), []).total == 0
 
 
 def test_the_default_week_and_today_follow_the_clock(client, city, cache_mode, frozen_now):

@@ -216,7 +216,7 @@ def test_quota_validation_messages(data, field, message):
 
 
 def test_a_quota_set_here_is_enforced_by_the_booking_rules(frozen_now):
-    from blueprints.quotas.services import quota_refusal
+    from blueprints.booking.services import quota_refusal
 
     org = f.create_organisation()
     services.save_quota(None, QuotaData(organisation=org.name, category="theory", period="year", max_bookings=1))

@@ -13,16 +13,6 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from blueprints.core.extensions import db
 from blueprints.core.models import TimestampMixin, enum_column
 
-# Association of hosts to the stations they run.
-station_hosts = sa.Table(
-    "station_hosts",
-    db.metadata,
-    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("station_id", sa.ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True),
-    sa.Index("ix_station_hosts_station_id", "station_id"),
-)
-
-
 class OrganisationKind(enum.Enum):
     PARTY_COMMITTEE = "committee"  # 党委
     GENERAL_BRANCH = "general_branch"  # 党总支
@@ -115,7 +105,7 @@ class User(UserMixin, TimestampMixin, db.Model):
 
     organisation: Mapped[Optional[Organisation]] = relationship(back_populates="users")
     stations: Mapped[list["Station"]] = relationship(  # noqa: F821
-        secondary=station_hosts, back_populates="hosts", order_by="Station.id"
+        secondary="station_hosts", back_populates="hosts", order_by="Station.id"
     )
 
     __table_args__ = (

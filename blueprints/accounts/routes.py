@@ -66,14 +66,10 @@ def home_for(user: User) -> str:
 
 
 def demo_accounts() -> list[User]:
-    """Demo accounts are advertised on the login page only while demo data is loaded."""
-    from blueprints.demo.loader import demo_data_loaded
-
-    if not demo_data_loaded():
-        return []
-    names = ["admin", "host1", "host2", "sec1", "sec2"]
-    users = db.session.scalars(select(User).where(User.username.in_(names), User.active)).all()
-    return sorted(users, key=lambda u: names.index(u.username))
+    """The accounts the login page lists: the demo feature's, while demo data is loaded
+    (``demo/loader.py`` registers them); none without it."""
+    advertised = current_app.extensions.get("login_demo_accounts")
+    return advertised() if advertised is not None else []
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
-from blueprints.accounts.models import Role, User, station_hosts
+from blueprints.accounts.models import Role, User
+from blueprints.catalog.models import station_hosts
 from blueprints.core.db import built_once
 from blueprints.core.extensions import db
 from blueprints.core.i18n import in_default_language

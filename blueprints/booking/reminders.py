@@ -13,8 +13,8 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from blueprints.accounts.models import User, station_hosts
-from blueprints.catalog.models import Slot, SlotStatus
+from blueprints.accounts.models import User
+from blueprints.catalog.models import Slot, SlotStatus, station_hosts
 from blueprints.core import clock
 from blueprints.core.extensions import db
 from blueprints.jobs import queue as jobs

@@ -7,7 +7,7 @@ change with a BookingEvent, and commits. Refusals raise :class:`BookingError` an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
@@ -17,9 +17,9 @@ from sqlalchemy.orm import joinedload
 from blueprints.accounts.models import Organisation, User
 from blueprints.catalog.models import Package, Slot, SlotEvent, SlotStatus, Station, package_stations
 from blueprints.core import clock, phones
-from blueprints.core.db import built_once, lock_rows, start_write_transaction
+from blueprints.core.db import built_once, commit_keeping_what_was_read, id_of, lock_rows, start_write_transaction
 from blueprints.core.extensions import db
-from blueprints.quotas.services import quota_refusal
+from blueprints.quotas import services as quotas
 
 from .capacity import Availability, availability, availability_for
 from .models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingEvent, BookingStatus
@@ -156,6 +156,35 @@ def _offered_at(slot: Slot) -> bool:
                                   {"package_id": slot.package_id, "station_id": slot.station_id}))
 
 
+def bookings_in_period(organisation_id: int, category, start: date, end: date,
+                       exclude_booking_id: int | None = None) -> int:
+    lower, upper = clock.local_bounds(start, end)
+    query = (
+        sa.select(sa.func.count(Booking.id))
+        .join(Slot, Slot.id == Booking.slot_id)
+        .join(Package, Package.id == Slot.package_id)
+        .where(
+            Booking.organisation_id == organisation_id,
+            Booking.status.not_in(ENDED_STATUSES),
+            Package.category == category,
+            Slot.starts_at >= lower,
+            Slot.starts_at < upper,
+        )
+    )
+    if exclude_booking_id is not None:
+        query = query.where(Booking.id != exclude_booking_id)
+    return db.session.scalar(query) or 0
+
+
+def quota_refusal(organisation_id: int, slot: Slot, exclude_booking_id: int | None = None) -> str | None:
+    """The quota rule (``quotas/services.py``) for one more booking of ``slot``, its bookings
+    counted here (``exclude_booking_id``: the booking being moved)."""
+    category = slot.package.category
+    return quotas.quota_refusal(
+        organisation_id, category, clock.to_local(slot.starts_at).date(),
+        lambda start, end: bookings_in_period(organisation_id, category, start, end, exclude_booking_id))
+
+
 @built_once
 def _active_booking_statement():
     return sa.select(Booking).where(
@@ -228,7 +257,7 @@ def record(booking: Booking, to_status: BookingStatus, actor: User | None, actio
     """Change ``booking`` to ``to_status`` (or leave it, for edits), bump its revision, log it."""
     event = BookingEvent(
         booking=booking,
-        actor_id=actor.id if actor else None,
+        actor_id=id_of(actor) if actor else None,
         from_status=booking.status if booking.id else None,
         to_status=to_status,
         action=action,
@@ -362,7 +391,7 @@ def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bo
     booking = Booking(
         slot=slot,
         organisation_id=organisation_id,
-        created_by_id=user.id,
+        created_by_id=id_of(user),
         headcount=request.headcount,
         contact_name=request.contact_name.strip(),
         contact_phone=normalise_phone(request.contact_phone),
@@ -377,7 +406,7 @@ def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bo
         notify(status.value, booking)
         if status is BookingStatus.PENDING:
             notify("new_pending", booking)
-        db.session.commit()
+        commit_keeping_what_was_read()
     except IntegrityError:
         # The partial unique index caught a concurrent double booking.
         db.session.rollback()

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from blueprints.accounts.models import station_hosts
 from blueprints.core import clock
 from blueprints.core.db import UTCDateTime, utcnow_default
 from blueprints.core.extensions import db
@@ -21,6 +20,16 @@ package_stations = sa.Table(
     sa.Column("package_id", sa.ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("station_id", sa.ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True),
     sa.Index("ix_package_stations_station_id", "station_id"),
+)
+
+
+# Association of hosts to the stations they run.
+station_hosts = sa.Table(
+    "station_hosts",
+    db.metadata,
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("station_id", sa.ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True),
+    sa.Index("ix_station_hosts_station_id", "station_id"),
 )
 
 

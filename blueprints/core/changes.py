@@ -33,16 +33,14 @@ import struct
 import threading
 import time
 import zlib
-from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import click
 import sqlalchemy as sa
 from flask import Flask, current_app, g, has_app_context, has_request_context
 from flask.cli import with_appcontext
 from sqlalchemy.orm import ONETOMANY, RelationshipProperty, Session
-from sqlalchemy.orm.util import identity_key
 
 log = logging.getLogger(__name__)
 
@@ -284,41 +282,42 @@ def clear_command():
 
 
 # -- which scopes a transaction's writes touch ---------------------------------------------------
+#
+# The features' models say what their rows show in (``blueprints/tracking.py`` registers it):
+# core knows no feature.
 
-@lru_cache(maxsize=1)
-def _classes():
-    """The models whose rows caches show (imported late: every feature imports this module)."""
-    from blueprints.accounts.models import Organisation, User
-    from blueprints.booking.models import Booking, Notification
-    from blueprints.catalog.models import Campaign, Package, Slot, Station
-    from blueprints.feeds.models import FeedToken
-
-    return Organisation, User, Booking, Notification, Campaign, Package, Slot, Station, FeedToken
+ScopesOf = Callable[["Scopes", Session, object, bool, bool], None]
+_SCOPES_OF: dict[type, ScopesOf] = {}
+_NEW_ID_SCOPES: dict[type, Callable[[int], str]] = {}
+_TABLE_SCOPES: dict[str, str] = {}
 
 
-# Of a user, only what decides which feeds their tokens open (not logins, passwords, sessions).
-USER_ATTRIBUTES = frozenset({"active", "role", "organisation_id", "organisation", "stations", "display_name"})
-# Bulk statements on these tables may change anything a cache shows.
-TRACKED_TABLES = frozenset({"stations", "campaigns", "packages", "package_stations", "slots", "bookings",
-                            "organisations", "users", "station_hosts", "feed_tokens"})
+def track(model: type, scopes_of: ScopesOf, *, new_id_scope: Callable[[int], str] | None = None) -> None:
+    """``scopes_of(found, session, obj, new, deleted)`` adds to ``found`` the scopes a flushed
+    ``model`` row touches; ``new_id_scope(id)``: bumped for a new row once it has its id."""
+    _SCOPES_OF[model] = scopes_of
+    if new_id_scope is not None:
+        _NEW_ID_SCOPES[model] = new_id_scope
 
 
-def _mark(session: Session, keys: set[str]) -> None:
-    session.info.setdefault(_PENDING, set()).update(keys)
+def track_tables(scope: str, *names: str) -> None:
+    """A bulk UPDATE, DELETE or INSERT on these tables bumps ``scope``."""
+    for name in names:
+        _TABLE_SCOPES[name] = scope
 
 
-def _id_of(obj, relationship: str) -> int | None:
+def related_id(obj, relationship: str) -> int | None:
     """A many-to-one's id before the flush has copied it into the foreign key column."""
     related = obj.__dict__.get(relationship)
     return related.id if related is not None else getattr(obj, f"{relationship}_id", None)
 
 
-def _old_and_new(obj, column: str) -> set:
+def old_and_new(obj, column: str) -> set:
     history = sa.inspect(obj).attrs[column].history
     return {v for v in (*history.deleted, *history.added, *history.unchanged) if v is not None}
 
 
-def _really_changed(obj, watched: frozenset | None = None) -> bool:
+def really_changed(obj, watched: frozenset | None = None) -> bool:
     """A column or a many-to-many link changed, not just a back-populated list of children."""
     state = sa.inspect(obj)
     for attr in state.attrs:
@@ -333,88 +332,48 @@ def _really_changed(obj, watched: frozenset | None = None) -> bool:
     return False
 
 
-def _slot_of(session: Session, booking):
-    slot_obj = booking.__dict__.get("slot")
-    if slot_obj is None and booking.slot_id is not None:
-        from blueprints.catalog.models import Slot
-
-        slot_obj = session.identity_map.get(identity_key(Slot, booking.slot_id))
-    return slot_obj
+def _registered(registry: dict, obj):
+    for cls in type(obj).__mro__:
+        if cls in registry:
+            return registry[cls]
+    return None
 
 
-class _Scopes:
-    """The scopes of one flush, and the ids whose other scopes need one query to find."""
+def _mark(session: Session, keys: set[str]) -> None:
+    session.info.setdefault(_PENDING, set()).update(keys)
+
+
+class Scopes:
+    """The scopes of one flush, and the ids whose scopes need a query to find (run once per
+    flush, whatever the number of rows: ``later``)."""
 
     def __init__(self):
         self.keys: set[str] = set()
-        self.slots_to_place: set[int] = set()  # bookings whose slot is not loaded
-        self.slots_with_bookings: set[int] = set()  # changed slots: their organisations' feeds too
+        self._later: dict[Callable[[Session, set], Iterable[str]], set] = {}
+
+    def later(self, find: Callable[[Session, set], Iterable[str]], ids: Iterable) -> None:
+        """``find(session, ids)`` returns the scopes of these ids, after every row is seen."""
+        self._later.setdefault(find, set()).update(ids)
 
     def resolve(self, session: Session) -> set[str]:
-        from blueprints.booking.models import Booking
-        from blueprints.catalog.models import Slot
-
         with session.no_autoflush:
-            if self.slots_to_place:
-                for station_id, package_id in session.execute(
-                        sa.select(Slot.station_id, Slot.package_id).where(Slot.id.in_(self.slots_to_place))):
-                    self.keys |= {station(station_id), package(package_id)}
-            if self.slots_with_bookings:
-                self.keys |= {organisation(o) for o in session.scalars(
-                    sa.select(Booking.organisation_id).distinct()
-                    .where(Booking.slot_id.in_(self.slots_with_bookings)))}
+            for find, ids in self._later.items():
+                if ids:
+                    self.keys |= set(find(session, ids))
         return self.keys
-
-
-def _add_scopes_of(found: _Scopes, session: Session, obj, *, new: bool, deleted: bool) -> None:
-    Organisation, User, Booking, Notification, Campaign, Package, Slot, Station, FeedToken = _classes()
-    keys = found.keys
-    if isinstance(obj, Booking):
-        keys.add(PLACES)
-        slot_ids = ({_id_of(obj, "slot")} | _old_and_new(obj, "slot_id")) - {None}
-        keys |= {slot(i) for i in slot_ids}
-        slot_obj = _slot_of(session, obj)
-        if slot_obj is not None:
-            keys |= {station(_id_of(slot_obj, "station")), package(_id_of(slot_obj, "package"))}
-        else:
-            found.slots_to_place |= slot_ids
-        keys |= {organisation(i) for i in ({_id_of(obj, "organisation")} | _old_and_new(obj, "organisation_id")) - {None}}
-    elif isinstance(obj, Slot):
-        if not (new or deleted or _really_changed(obj)):
-            return
-        keys |= {SLOTS, PLACES}
-        if obj.id is not None:
-            keys.add(slot(obj.id))
-            found.slots_with_bookings.add(obj.id)  # a booking's calendar event shows its slot's time
-        keys |= {station(i) for i in ({_id_of(obj, "station")} | _old_and_new(obj, "station_id")) - {None}}
-        keys |= {package(i) for i in ({_id_of(obj, "package")} | _old_and_new(obj, "package_id")) - {None}}
-    elif isinstance(obj, (Station, Package, Campaign)):
-        if new or deleted or _really_changed(obj):
-            keys.add(GLOBAL)
-    elif isinstance(obj, (Organisation, FeedToken)):
-        # New ones show nowhere yet: no feed, page or menu lists an organisation or token before use.
-        if not new and (deleted or _really_changed(obj)):
-            keys.add(GLOBAL)
-    elif isinstance(obj, User):
-        if not new and (deleted or _really_changed(obj)):
-            keys.add(user(obj.id))
-        if not new and (deleted or _really_changed(obj, USER_ATTRIBUTES)):
-            keys.add(GLOBAL)
-    elif isinstance(obj, Notification):
-        keys.add(inbox(_id_of(obj, "user")))
 
 
 @sa.event.listens_for(Session, "before_flush")
 def _collect_flushed(session, flush_context, instances) -> None:
     if versions() is None:
         return
-    found = _Scopes()
-    for obj in session.new:
-        _add_scopes_of(found, session, obj, new=True, deleted=False)
-    for obj in session.dirty:
-        _add_scopes_of(found, session, obj, new=False, deleted=False)
-    for obj in session.deleted:
-        _add_scopes_of(found, session, obj, new=False, deleted=True)
+    found = Scopes()
+    for objects, new, deleted in ((session.new, True, False), (session.dirty, False, False),
+                                  (session.deleted, False, True)):
+        for obj in objects:
+            scopes_of = _registered(_SCOPES_OF, obj)
+            if scopes_of is not None:
+                scopes_of(found, session, obj, new, deleted)
     keys = found.resolve(session)
     if keys:
         _mark(session, keys)
@@ -422,15 +381,15 @@ def _collect_flushed(session, flush_context, instances) -> None:
 
 @sa.event.listens_for(Session, "after_flush")
 def _collect_new_ids(session, flush_context) -> None:
-    """New slots have their ids only now; so have new users (SQLite may give a new row the id of
-    a deleted one, whose kept copy must not come back)."""
+    """New rows have their ids only now (SQLite may give a new user the id of a deleted one,
+    whose kept copy must not come back)."""
     if versions() is None:
         return
-    from blueprints.accounts.models import User
-    from blueprints.catalog.models import Slot
-
-    ids = {slot(obj.id) for obj in session.new if isinstance(obj, Slot) and obj.id is not None}
-    ids |= {user(obj.id) for obj in session.new if isinstance(obj, User) and obj.id is not None}
+    ids = set()
+    for obj in session.new:
+        scope = _registered(_NEW_ID_SCOPES, obj)
+        if scope is not None and obj.id is not None:
+            ids.add(scope(obj.id))
     if ids:
         _mark(session, ids)
 
@@ -440,11 +399,12 @@ def _collect_statements(state) -> None:
     if not (state.is_update or state.is_delete or state.is_insert) or versions() is None:
         return
     table = getattr(state.statement, "table", None)
-    name = getattr(table, "name", None)
-    if table is None or name in TRACKED_TABLES:
+    if table is None:
         _mark(state.session, {GLOBAL})
-    elif name == "notifications":
-        _mark(state.session, {INBOXES})
+        return
+    scope = _TABLE_SCOPES.get(getattr(table, "name", None))
+    if scope is not None:
+        _mark(state.session, {scope})
 
 
 @sa.event.listens_for(Session, "after_commit")

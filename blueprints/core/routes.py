@@ -42,8 +42,10 @@ def _check_database() -> str:
 
 
 def _jobs_backlog() -> dict | None:
-    from blueprints.jobs.queue import backlog
-
+    """The queue's figures, from the jobs feature when the app has it (``jobs/routes.py``)."""
+    backlog = current_app.extensions.get("health_jobs_backlog")
+    if backlog is None:
+        return None
     try:
         return backlog()
     except Exception as exc:  # noqa: BLE001 - e.g. a database not yet migrated to the jobs table

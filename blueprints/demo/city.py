@@ -23,9 +23,9 @@ from datetime import timedelta, timezone
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from blueprints.accounts.models import Organisation, User, station_hosts
+from blueprints.accounts.models import Organisation, User
 from blueprints.booking.models import Booking, BookingEvent
-from blueprints.catalog.models import Campaign, Package, Slot, Station, package_stations
+from blueprints.catalog.models import Campaign, Package, Slot, Station, package_stations, station_hosts
 from blueprints.core import clock
 from blueprints.core.extensions import db
 

@@ -24,6 +24,15 @@ def demo_data_loaded() -> bool:
     return len(set(found)) == len(DEMO_MARKER_USERS)
 
 
+def advertised_accounts() -> list[User]:
+    """Demo accounts are advertised on the login page only while demo data is loaded."""
+    if not demo_data_loaded():
+        return []
+    names = ["admin", "host1", "host2", "sec1", "sec2"]
+    users = db.session.scalars(select(User).where(User.username.in_(names), User.active)).all()
+    return sorted(users, key=lambda u: names.index(u.username))
+
+
 def database_is_empty() -> bool:
     return db.session.scalar(select(Station.id).limit(1)) is None
 

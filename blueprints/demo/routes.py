@@ -4,9 +4,14 @@ from __future__ import annotations
 import click
 from flask import Blueprint
 
-from .loader import database_is_empty, load_demo
+from .loader import advertised_accounts, database_is_empty, load_demo
 
 bp = Blueprint("demo", __name__, cli_group="demo")
+
+
+@bp.record_once
+def _advertise_on_the_login_page(state) -> None:
+    state.app.extensions["login_demo_accounts"] = advertised_accounts
 
 
 @bp.cli.command("load")

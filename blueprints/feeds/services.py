@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload
 
-from blueprints.accounts.models import Organisation, Role, User, station_hosts
+from blueprints.accounts.models import Organisation, Role, User
 from blueprints.booking.models import ENDED_STATUSES, HOLDING_STATUSES, Booking, BookingStatus
-from blueprints.catalog.models import Category, Package, Slot, SlotStatus, Station
+from blueprints.catalog.models import Category, Package, Slot, SlotStatus, Station, station_hosts
 from blueprints.core import clock
 from blueprints.core.db import Busy, UTCDateTime, as_stored, built_once, start_write_transaction
 from blueprints.core.extensions import db

@@ -527,6 +527,8 @@ def calendar():
     ``calendar`` block. A bad period: 422 with the message, and this week."""
     from blueprints.menu import calendar as dates
 
+    from . import calendar as host_calendar
+
     today = clock.today()
     status, period_error = 200, None
     try:
@@ -534,9 +536,9 @@ def calendar():
     except dates.PeriodError as error:
         period, period_error, status = dates.week_of(today), error, 422
     stations = services.host_stations(current_user)  # a host sees only their own stations
-    view = dates.host_slots(period, [station.id for station in stations])
+    view = host_calendar.host_slots(period, [station.id for station in stations])
     return render("host/calendar.html", "calendar", status=status, view=view, period_error=period_error,
-                  today=today, this_week=dates.week_of(today), pending=dates.pending_total(view),
+                  today=today, this_week=dates.week_of(today), pending=host_calendar.pending_total(view),
                   stations=stations)
 
 

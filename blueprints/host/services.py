@@ -14,13 +14,13 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 from sqlalchemy.orm import joinedload
 
-from blueprints.accounts.models import Organisation, User, station_hosts
+from blueprints.accounts.models import Organisation, User
 from blueprints.booking import services as booking_services
 from blueprints.booking.capacity import Availability, availability, availability_for, held_groups_expr
 from blueprints.booking.models import HOLDING_STATUSES, OPEN_STATUSES, Booking, BookingStatus
 from blueprints.booking.notifications import notify
 from blueprints.booking.services import BookingError, NotAllowed
-from blueprints.catalog.models import Package, Slot, SlotEvent, SlotStatus, Station, package_stations
+from blueprints.catalog.models import Package, Slot, SlotEvent, SlotStatus, Station, package_stations, station_hosts
 from blueprints.core import clock
 from blueprints.core.db import Busy, lock_rows, start_write_transaction
 from blueprints.core.extensions import db

@@ -10,6 +10,11 @@ from .consumer import PERIODIC, huey_for, sweep_once
 bp = Blueprint("jobs", __name__, cli_group="jobs")
 
 
+@bp.record_once
+def _report_on_healthz(state) -> None:
+    state.app.extensions["health_jobs_backlog"] = queue.backlog
+
+
 @bp.cli.command("run")
 @click.option("--workers", default=2, show_default=True, help="Worker threads.")
 @click.option("--once", is_flag=True, help="Do the minute's periodic work and every due job here, then stop.")

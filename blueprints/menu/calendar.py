@@ -29,8 +29,6 @@ from .queries import MenuFilters, _package_query, _slot_conditions
 FIRST_YEAR, LAST_YEAR = 2000, 2099  # what the calendar can be asked for (and its links reach)
 WEEK_DAY_LIMIT = 8  # slots one day shows in the week view before "另有 X 个场次"
 MONTH_DAY_LIMIT = 3  # and in the month view
-HOST_WEEK_DAY_LIMIT = 12  # a host's own slots of one day (a station has a few a day)
-HOST_MONTH_DAY_LIMIT = 4  # in the month view, then a link to the day's week
 
 _WEEK = re.compile(r"(\d{4})-[Ww](\d{1,2})")
 _MONTH = re.compile(r"(\d{4})-(\d{1,2})")
@@ -230,7 +228,7 @@ def _day_expression(column, period: Period):
     return sa.case(*[(column < bound, index) for index, bound in enumerate(bounds)], else_=len(bounds))
 
 
-def _slots_by_day(period: Period, conditions: list, per_day: int) -> list[tuple[Slot, int, int]]:
+def slots_by_day(period: Period, conditions: list, per_day: int) -> list[tuple[Slot, int, int]]:
     """(slot, day index, the day's total) of the first ``per_day`` slots of each day that meet
     ``conditions`` (over slots and stations), with package and station: one statement."""
     day = _day_expression(Slot.starts_at, period)
@@ -255,7 +253,7 @@ def _slots_by_day(period: Period, conditions: list, per_day: int) -> list[tuple[
     return [(slot, int(index), int(total)) for slot, index, total in rows]
 
 
-def _days(period: Period, rows, item=lambda slot: slot) -> list[Day]:
+def days_of(period: Period, rows, item=lambda slot: slot) -> list[Day]:
     days = {day: Day(day, period.contains(day)) for day in period.grid_days}
     for slot, index, total in rows:
         cell = days[period.first + timedelta(days=index)]
@@ -272,24 +270,5 @@ def open_slots(period: Period, filters: MenuFilters, per_day: int | None = None)
                             date_from=period.first, date_to=period.last)
     packages = _package_query(MenuFilters(category=filters.category, campaign_id=filters.campaign_id)).subquery()
     conditions = [*_slot_conditions(in_period, False), Slot.package_id.in_(sa.select(packages.c.id))]
-    rows = _slots_by_day(period, conditions, per_day)
-    return CalendarView(period, _days(period, rows), availability_for(slot.id for slot, _, _ in rows))
-
-
-def host_slots(period: Period, station_ids: list[int], per_day: int | None = None) -> CalendarView:
-    """Every slot of ``period`` at these stations (open, closed, cancelled, full), by day, each as
-    the host pages' ``SlotLine`` (fill, pending approvals): three statements."""
-    from blueprints.host.services import slot_lines
-
-    per_day = per_day or (HOST_WEEK_DAY_LIMIT if period.kind == "week" else HOST_MONTH_DAY_LIMIT)
-    if not station_ids:
-        return CalendarView(period, _days(period, []))
-    rows = _slots_by_day(period, [Slot.station_id.in_(station_ids)], per_day)
-    lines = {line.slot.id: line for line in slot_lines([slot for slot, _, _ in rows])}
-    return CalendarView(period, _days(period, rows, item=lambda slot: lines[slot.id]))
-
-
-def pending_total(view: CalendarView) -> int:
-    """Bookings awaiting approval on the slots a host's calendar shows."""
-    return sum(line.pending_groups for day in view.days for line in day.slots)
-
+    rows = slots_by_day(period, conditions, per_day)
+    return CalendarView(period, days_of(period, rows), availability_for(slot.id for slot, _, _ in rows))
