@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from blueprints.booking import services
 from blueprints.booking.models import Booking, BookingStatus
@@ -138,3 +139,34 @@ def test_the_refused_panel_shows_what_the_refusal_read_without_reading_it_again_
     assert response.status_code == 422 and 'value="甲联系人"' in html and "候补" in html
     assert re.search(r"已满|剩余\s*0", html), html[:2000]
     assert counter.count <= 6, counter.statements
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "fragment"])
+def test_a_booking_post_reads_nothing_again_after_its_commit_secretary(
+        client, login, frozen_now, htmx, htmx_headers, count_queries):
+    """The booking POST (bench/RESULTS.md, the rush): the slot, the unlocked look at its places,
+    the organisation's and the slot's locks, the rules' reads, three INSERTs and the recipients of
+    the notification — and after the commit nothing loaded again for the redirect (the booking,
+    the user); the fragment reads the slot's panel afresh."""
+    station = f.create_station(name="七宝党群服务站")
+    package = f.create_package(title="党章学习", stations=[station], min_group_size=1, max_group_size=40)
+    slot = f.create_slot(package=package, station=station, capacity=20, starts_at=FROZEN_NOW + timedelta(days=5))
+    slot_id = slot.id
+    login(f.create_secretary())
+    client.get(f"/slots/{slot_id}")
+    with count_queries() as counter:
+        response = client.post(f"/slots/{slot_id}/book", headers=htmx_headers if htmx else {},
+                               data={"headcount": "8", "contact_name": "甲联系人", "contact_phone": "13900000001"})
+    booking = db.session.scalar(sa.select(Booking).where(Booking.slot_id == slot_id))
+    assert booking is not None and booking.status is BookingStatus.CONFIRMED and booking.headcount == 8
+    if htmx:
+        assert response.status_code == 200 and "<html" not in response.get_data(as_text=True)
+    else:
+        assert response.status_code == 302 and response.headers["Location"].endswith(f"/bookings/{booking.id}")
+    inserts = [i for i, s in enumerate(counter.statements) if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 3, counter.statements  # the booking, its history, the notification
+    after_commit = counter.statements[inserts[-1] + 1:]
+    assert not any("FROM users" in s or "FROM bookings WHERE" in s.replace("\n", " ") for s in after_commit
+                   if not htmx), after_commit
+    assert inserts[-1] + 1 <= 12, [" ".join(s.split())[:90] for s in counter.statements]
+    assert not htmx or len(counter.statements) <= 17, len(counter.statements)  # and the panel: bounded
