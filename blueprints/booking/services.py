@@ -17,7 +17,7 @@ from sqlalchemy.orm import joinedload
 from blueprints.accounts.models import Organisation, User
 from blueprints.catalog.models import Package, Slot, SlotEvent, SlotStatus, Station, package_stations
 from blueprints.core import clock, phones
-from blueprints.core.db import built_once, commit_keeping_what_was_read, id_of, lock_rows, start_write_transaction
+from blueprints.core.db import built_once, id_of, lock_rows, start_write_transaction
 from blueprints.core.extensions import db
 from blueprints.quotas import services as quotas
 
@@ -406,7 +406,7 @@ def book(user: User, slot_id: int, request: BookingRequest, *, join_waitlist: bo
         notify(status.value, booking)
         if status is BookingStatus.PENDING:
             notify("new_pending", booking)
-        commit_keeping_what_was_read()
+        db.session.commit()
     except IntegrityError:
         # The partial unique index caught a concurrent double booking.
         db.session.rollback()

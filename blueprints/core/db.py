@@ -99,19 +99,6 @@ def start_write_transaction() -> None:
         db.session.execute(db.text(f"SET LOCAL lock_timeout = '{POSTGRES_LOCK_TIMEOUT}'"))
 
 
-def commit_keeping_what_was_read() -> None:
-    """Commit without expiring the session's objects: for a transaction that read under its
-    locks everything the rest of the request shows of them (the booking POST's redirect needs
-    the new booking's id and status, the response headers the user), so that nothing is loaded
-    again after the commit. Attributes never loaded still load on first use."""
-    session = db.session()
-    keep, session.expire_on_commit = session.expire_on_commit, False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = keep
-
-
 def id_of(instance) -> int:
     """The primary key of a persistent ``instance`` without loading it again after a commit or
     rollback expired it (the user who acts, after the booking's unlocked first look)."""
