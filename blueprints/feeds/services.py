@@ -219,7 +219,8 @@ def history_start() -> datetime:
 
 def organisation_filter(organisation_id):
     """Bookings shown in an organisation's feed (and the broader set its validator watches).
-    ``organisation_id`` may be a bind parameter; the moments are: see :func:`_organisation_moments`."""
+    ``organisation_id`` may be a bind parameter; the moments are bind parameters too, given by
+    :func:`_organisation_moments`."""
     shown = sa.or_(
         Booking.status.in_(ORGANISATION_STATUSES),
         sa.and_(Booking.status.in_(ENDED_STATUSES), Booking.updated_at >= sa.bindparam("ended_since", type_=UTCDateTime())),
